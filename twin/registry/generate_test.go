@@ -1,0 +1,283 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestGenerate_Deterministic(t *testing.T) {
+	cs := loadRealComuni(t)
+	gen := func(seed uint64) ([]byte, []Credential) {
+		t.Helper()
+		r, creds, err := Generate(GenerateOptions{Sites: 300, Coworking: 20, Seed: seed, Comuni: cs})
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		b, err := json.Marshal(r.Sites())
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return b, creds
+	}
+	reg1, creds1 := gen(42)
+	reg2, creds2 := gen(42)
+	if !bytes.Equal(reg1, reg2) {
+		t.Errorf("same seed gave different registries")
+	}
+	if !equalCreds(creds1, creds2) {
+		t.Errorf("same seed gave different credentials")
+	}
+	reg3, creds3 := gen(43)
+	if bytes.Equal(reg1, reg3) || equalCreds(creds1, creds3) {
+		t.Errorf("different seeds gave the same fleet")
+	}
+}
+
+func equalCreds(a, b []Credential) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestGenerate_Random(t *testing.T) {
+	opts := GenerateOptions{Sites: 5, Coworking: 1, Seed: 1, Random: true}
+	r, a, err := Generate(opts)
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	_, b, err := Generate(opts)
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("same seed gave different fleets")
+	}
+	for i := range a {
+		if a[i].Username != b[i].Username {
+			t.Fatalf("same seed gave different ids: %s vs %s", a[i].Username, b[i].Username)
+		}
+		if a[i].Password == b[i].Password {
+			t.Fatalf("Random gave the same password twice for %s", a[i].Username)
+		}
+		if _, err := r.Authenticate(a[i].Username, []byte(a[i].Password)); err != nil {
+			t.Fatalf("cannot authenticate %s: %v", a[i].Username, err)
+		}
+	}
+}
+
+// TestGenerate_Fleet checks the DESIGN.md fleet (4,800 offices, 250
+// coworking spaces) against the real comuni.
+func TestGenerate_Fleet(t *testing.T) {
+	cs := loadRealComuni(t)
+	byCode := map[string]Comune{}
+	smallByRegion := map[string]int{}
+	for _, c := range cs {
+		byCode[c.Code] = c
+		if c.Population < SmallComuneLimit {
+			smallByRegion[c.Region]++
+		}
+	}
+	r, creds, err := Generate(GenerateOptions{Sites: 4800, Coworking: 250, Seed: 1, Comuni: cs})
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	types := map[string]int{}
+	officesByRegion := map[string]int{}
+	offices, coworking, desks := 0, 0, 0
+	usedComune := map[string]bool{}
+	for _, s := range r.Sites() {
+		if !ValidSiteID(s.ID) {
+			t.Fatalf("invalid site id %q", s.ID)
+		}
+		c, ok := byCode[s.Comune]
+		if !ok {
+			t.Fatalf("site %s in unknown comune %q", s.ID, s.Comune)
+		}
+		switch s.Kind {
+		case KindPostOffice:
+			offices++
+			officesByRegion[s.Region]++
+			if c.Population >= SmallComuneLimit || !strings.HasPrefix(s.ID, "PO-"+c.Code+"-") {
+				t.Fatalf("office %s in comune %s of %d people", s.ID, c.Code, c.Population)
+			}
+			if usedComune[c.Code] {
+				t.Fatalf("comune %s got two offices although there are enough comuni", c.Code)
+			}
+			usedComune[c.Code] = true
+		case KindCoworking:
+			coworking++
+			if !c.Capital || !strings.HasPrefix(s.ID, "CW-"+c.ProvinceCode+"-") {
+				t.Fatalf("coworking %s in %s, not a provincial capital of its province", s.ID, c.Name)
+			}
+		}
+		for _, a := range s.Assets {
+			if !ValidAssetID(a.ID) || AssetTypeOf(a.ID) != a.Type {
+				t.Fatalf("asset %s/%s: bad id or type %q", s.ID, a.ID, a.Type)
+			}
+			types[a.Type]++
+			if a.Type == TypeDesk {
+				desks++
+			}
+		}
+		if s.Kind == KindCoworking && !r.Known(s.ID, "room-1") {
+			t.Fatalf("coworking %s has no meeting room", s.ID)
+		}
+	}
+	if offices != 4800 || coworking != 250 {
+		t.Fatalf("unexpected site counts; got %d offices and %d coworking; want 4800 and 250", offices, coworking)
+	}
+	for typ, want := range map[string]int{
+		TypeATM: 3000, TypeEVC: 5000, TypePV: 1000, TypeOutdoor: 1000, TypeTotem: 4800,
+		TypeLocker: 4800, TypeShowcase: 4800, TypeEnv: 5050, TypeMeter: 5050, GatewayType: 5050,
+	} {
+		if types[typ] != want {
+			t.Errorf("unexpected %s count; got %d; want %d", typ, types[typ], want)
+		}
+	}
+	if desks < 5000 || desks > 10000 {
+		t.Errorf("unexpected desk count %d; want 5,000-10,000 (DESIGN.md)", desks)
+	}
+
+	// Region shares follow the real counts of small comuni (chi-square).
+	chi2 := 0.0
+	for reg, n := range smallByRegion {
+		want := 4800 * float64(n) / 7169
+		d := float64(officesByRegion[reg]) - want
+		chi2 += d * d / want
+		if math.Abs(d) > 1 {
+			t.Errorf("region %s: got %d offices; want %.1f", reg, officesByRegion[reg], want)
+		}
+	}
+	if chi2 > 1 {
+		t.Errorf("regional distribution too far from the data: chi2 = %.2f over %d regions", chi2, len(smallByRegion))
+	}
+
+	if len(creds) != 4800*7+3000+200+1000+1000+250*3+types[TypeDesk]+types[TypeRoom] {
+		t.Errorf("unexpected credential count %d", len(creds))
+	}
+	for i, c := range creds {
+		a, ok := r.Asset(c.Site, c.Asset)
+		if !ok || c.Username != Username(c.Site, c.Asset) {
+			t.Fatalf("credential %+v does not match the registry", c)
+		}
+		if i%97 == 0 && !CheckSecret(a.SecretHash, []byte(c.Password)) {
+			t.Fatalf("secret of %s does not verify", c.Username)
+		}
+		if CheckSecret(a.SecretHash, []byte(c.Password+"x")) || strings.Contains(a.SecretHash, c.Password) {
+			t.Fatalf("hash of %s accepts a wrong secret or holds the plaintext", c.Username)
+		}
+	}
+}
+
+func TestGenerate_Sizes(t *testing.T) {
+	cs := loadRealComuni(t)
+	f := func(opts GenerateOptions, wantSites int, wantID string) {
+		t.Helper()
+		r, creds, err := Generate(opts)
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if n, _ := r.Len(); n != wantSites {
+			t.Errorf("unexpected site count; got %d; want %d", n, wantSites)
+		}
+		for i, c := range creds {
+			if !ValidSiteID(c.Site) || !ValidAssetID(c.Asset) {
+				t.Fatalf("invalid ids %s", c.Username)
+			}
+			if i%50 == 0 {
+				if _, err := r.Authenticate(c.Username, []byte(c.Password)); err != nil {
+					t.Fatalf("cannot authenticate %s: %v", c.Username, err)
+				}
+			}
+		}
+		if wantID != "" {
+			if _, ok := r.Site(wantID); !ok {
+				t.Errorf("site %s missing", wantID)
+			}
+		}
+	}
+	f(GenerateOptions{}, 0, "")
+	f(GenerateOptions{Sites: 6933, Comuni: cs}, 6933, "")          // Poste 2022 results
+	f(GenerateOptions{Sites: 7169 + 10, Comuni: cs}, 7179, "")     // more offices than small comuni: wrap to -2
+	f(GenerateOptions{Coworking: 250, Comuni: cs}, 250, "CW-RM-2") // 109 capitals, Rome gets at least two
+	f(GenerateOptions{Sites: 40, Coworking: 5, Seed: 3}, 45, "")   // synthetic
+	r, _, err := Generate(GenerateOptions{Sites: 7169 + 10, Comuni: cs})
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	second := 0
+	for _, s := range r.Sites() {
+		if strings.HasSuffix(s.ID, "-2") {
+			second++
+		}
+	}
+	if second != 10 {
+		t.Errorf("unexpected number of second offices; got %d; want 10", second)
+	}
+}
+
+func TestGenerate_Failure(t *testing.T) {
+	big := []Comune{{Code: "058091", Name: "Roma", Region: "Lazio", ProvinceCode: "RM", Population: 2_700_000, Capital: true}}
+	small := []Comune{{Code: "001001", Name: "Agliè", Region: "Piemonte", ProvinceCode: "TO", Population: 2545}}
+	f := func(opts GenerateOptions, wantErr string) {
+		t.Helper()
+		_, _, err := Generate(opts)
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("unexpected error; got %v; want one containing %q", err, wantErr)
+		}
+	}
+	f(GenerateOptions{Sites: -1}, "negative size")
+	f(GenerateOptions{Sites: 1, Comuni: big}, "no comune under 15000")
+	f(GenerateOptions{Coworking: 1, Comuni: small}, "no provincial capital")
+}
+
+func TestAssetTypeOf(t *testing.T) {
+	f := func(id, want string) {
+		t.Helper()
+		if got := AssetTypeOf(id); got != want {
+			t.Errorf("unexpected type of %q; got %q; want %q", id, got, want)
+		}
+	}
+	f("gw-1", GatewayType)
+	f("evc-2", TypeEVC)
+	f("desk-14", TypeDesk)
+	f("env-1", TypeEnv)
+	f("weird", "weird")
+}
+
+func TestLargestRemainder(t *testing.T) {
+	f := func(total int, weights, want []int) {
+		t.Helper()
+		got := largestRemainder(total, weights)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("largestRemainder(%d, %v); got %v; want %v", total, weights, got, want)
+			}
+		}
+	}
+	f(10, []int{1, 1, 1}, []int{1, 1, 1})
+	f(3, []int{1, 1, 1}, []int{1, 1, 1})
+	f(2, []int{1, 1, 1}, []int{1, 1, 0})
+	f(7, []int{50, 30, 20}, []int{4, 2, 1})
+	f(0, []int{5, 5}, []int{0, 0})
+	f(5, []int{0, 0}, []int{0, 0})
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	cs := loadRealComuni(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Generate(GenerateOptions{Sites: 4800, Coworking: 250, Seed: 1, Comuni: cs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
