@@ -140,6 +140,18 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 // Close stops accepting connections and disconnects clients. Publishes being
 // ingested finish first: each waits for Kafka inside the client's read loop.
 func (b *Broker) Close() error {
+	// mochi's own Close (v2.7.9) can deadlock: Clients.GetByListener takes
+	// the read lock twice, and a disconnecting client's Delete waiting for
+	// the write lock in between blocks both forever. Close the listeners
+	// with a closer that takes the lock once, which also waits for every
+	// client goroutine; mochi's Close then has no clients left to race with.
+	b.srv.Listeners.CloseAll(func(listener string) {
+		for _, cl := range b.srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
 	err := b.srv.Close()
 	done := make(chan struct{})
 	go func() { b.inflight.Wait(); close(done) }()

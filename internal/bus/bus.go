@@ -48,7 +48,10 @@ type EmbeddedOptions struct {
 	RetentionBytes int64 // per partition; <= 0 means unbounded
 	// RetentionCheck is how often retention is applied.
 	RetentionCheck time.Duration
-	Logger         *slog.Logger
+	// SegmentBytes is the log segment size; retention deletes whole
+	// segments only. Default 64 MiB, or a quarter of RetentionBytes.
+	SegmentBytes int64
+	Logger       *slog.Logger
 }
 
 // Embedded is a running single-machine Kafka-protocol cluster.
@@ -80,6 +83,13 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		"log.cleaner.backoff.ms": strconv.FormatInt(o.RetentionCheck.Milliseconds(), 10),
 		"message.max.bytes":      strconv.Itoa(8 << 20),
 	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 64 << 20
+		if o.RetentionBytes > 0 && o.RetentionBytes/4 < o.SegmentBytes {
+			o.SegmentBytes = max(o.RetentionBytes/4, 64<<10)
+		}
+	}
+	cfgs["log.segment.bytes"] = strconv.FormatInt(o.SegmentBytes, 10)
 	if o.RetentionBytes > 0 {
 		cfgs["log.retention.bytes"] = strconv.FormatInt(o.RetentionBytes, 10)
 	}

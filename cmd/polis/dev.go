@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/polis-platform/polis/internal/chserver"
+	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/loadtest"
+	"github.com/polis-platform/polis/twin/registry"
+)
+
+// runDev is what `make run` runs: everything on one machine, on the default
+// addresses, with the state under var/.
+func runDev(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg := platform.Defaults()
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var brokers, level string
+	serveFlags(fs, &cfg, &brokers, &level)
+	var g generateFlags
+	g.bind(fs)
+	var sim simulateFlags
+	sim.bind(fs)
+	chHTTP := fs.Int("clickhouse-http-port", 8123, "HTTP port of the ClickHouse started under DATA-DIR/clickhouse")
+	noSim := fs.Bool("no-simulator", false, "do not run the simulated fleet")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger, cfg.KafkaBrokers = log, splitList(brokers)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("cannot create %s: %w", cfg.DataDir, err)
+	}
+
+	// ClickHouse: reuse one answering on the address (a previous run), else start ours.
+	var ch *chserver.Server
+	if !clickhouseAnswers(ctx, cfg.ClickHouseAddr) {
+		_, port, err := net.SplitHostPort(cfg.ClickHouseAddr)
+		if err != nil {
+			return fmt.Errorf("cannot parse --clickhouse %q: %w", cfg.ClickHouseAddr, err)
+		}
+		var tcp int
+		fmt.Sscan(port, &tcp)
+		fmt.Fprintf(stdout, "starting ClickHouse (data in %s)...\n", filepath.Join(cfg.DataDir, "clickhouse"))
+		ch, err = chserver.Start(ctx, chserver.Options{Dir: filepath.Join(cfg.DataDir, "clickhouse"), TCPPort: tcp, HTTPPort: *chHTTP, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := ch.Stop(); err != nil {
+				log.Warn("cannot stop ClickHouse", "err", err)
+			}
+		}()
+	}
+
+	if g.out == "var/registry.json" {
+		g.out = filepath.Join(cfg.DataDir, "registry.json")
+		g.creds = filepath.Join(cfg.DataDir, "credentials.csv")
+	}
+	cfg.RegistryPath = g.out
+	if _, err := os.Stat(g.out); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(g.comuni); err != nil {
+			fmt.Fprintf(stdout, "%s not found: the demo fleet gets synthetic comune codes\n", g.comuni)
+			g.comuni = ""
+		}
+		n, err := g.generate()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "generated the demo fleet: %d post offices, %d coworking spaces, %d devices\n", g.sites, g.coworking, n)
+	}
+
+	p, err := platform.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := p.Shutdown(sctx); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	}()
+	chHTTPAddr := fmt.Sprintf("127.0.0.1:%d", *chHTTP)
+	if ch != nil {
+		chHTTPAddr = ch.HTTPAddr()
+	}
+	printBanner(stdout, p, cfg, chHTTPAddr, g.creds)
+
+	if *noSim {
+		<-ctx.Done()
+		return nil
+	}
+	sim.creds = g.creds
+	sim.broker = "tcp://" + p.Broker.Addr()
+	o, err := sim.options(stdout)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	st, err := loadtest.Run(ctx, o)
+	fmt.Fprintf(stdout, "simulator stopped: %d messages, %d points, %d errors\n", st.Sent, st.Points, st.Errors)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func clickhouseAnswers(ctx context.Context, addr string) bool {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: time.Second})
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return conn.Ping(pctx) == nil
+}
+
+func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath string) {
+	user, pass := "SITE/ASSET", "SECRET"
+	if f, err := os.Open(credsPath); err == nil {
+		if creds, err := registry.ReadCredentialsCSV(f); err == nil && len(creds) > 0 {
+			user, pass = creds[0].Username, creds[0].Password
+		}
+		f.Close()
+	}
+	site, asset, _ := strings.Cut(user, "/")
+	host, port, _ := net.SplitHostPort(p.Broker.Addr())
+	fmt.Fprintf(w, `
+Polis is running.
+  MQTT broker      %s            (devices log in as SITE/ASSET; credentials in %s)
+  HTTP API         http://%s     (/healthz /readyz /metrics)
+  Kafka            %s
+  ClickHouse       native %s, HTTP http://%s, database %s
+
+Publish as a device:
+  mosquitto_pub -h %s -p %s -u '%s' -P '%s' -q 1 \
+    -t 'polis/v1/%s/%s/telemetry' -m '{"m":{"temp_c":21.5}}'
+Query what arrived:
+  clickhouse-client --port %s -q "SELECT site, asset, metric, ts, value FROM %s.telemetry ORDER BY received DESC LIMIT 10"
+  curl -s 'http://%s/?query=SELECT+count()+FROM+%s.telemetry'
+
+Ctrl-C stops everything; state stays in %s.
+`, p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
+		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database, cfg.DataDir)
+}
+
+func portOf(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return p
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/polis-platform/polis/twin/registry"
+)
+
+// defaultDataDir is where the public data of ../shared/data sits relative
+// to a checkout; the project does not copy it.
+const defaultDataDir = "../shared/data"
+
+func runRegistry(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: polis registry generate|hash [flags]")
+	}
+	switch args[0] {
+	case "generate":
+		return registryGenerate(args[1:], stdout)
+	case "hash":
+		return registryHash(os.Stdin, stdout)
+	}
+	return fmt.Errorf("unknown registry command %q: want generate or hash", args[0])
+}
+
+type generateFlags struct {
+	sites, coworking int
+	seed             uint64
+	out, creds       string
+	comuni           string
+	random           bool
+}
+
+func (g *generateFlags) bind(fs *flag.FlagSet) {
+	fs.IntVar(&g.sites, "sites", 4800, "post offices")
+	fs.IntVar(&g.coworking, "coworking", 250, "coworking spaces")
+	fs.Uint64Var(&g.seed, "seed", 1, "seed: the same seed gives the same fleet")
+	fs.StringVar(&g.out, "out", "var/registry.json", "registry file to write")
+	fs.StringVar(&g.creds, "credentials", "var/credentials.csv", "device credentials file to write (site,asset,username,password)")
+	fs.StringVar(&g.comuni, "comuni", filepath.Join(defaultDataDir, "comuni_mappa_ai_2020.csv"),
+		"ISTAT list of comuni (Mappa Aree Interne 2020 layout) to place offices in real comuni; empty: synthetic ids")
+	fs.BoolVar(&g.random, "random-secrets", false, "draw fresh random secrets instead of deriving them from the seed")
+}
+
+func registryGenerate(args []string, stdout io.Writer) error {
+	var g generateFlags
+	fs := flag.NewFlagSet("registry generate", flag.ContinueOnError)
+	g.bind(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	n, err := g.generate()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d sites) and %s (%d device credentials)\n", g.out, g.sites+g.coworking, g.creds, n)
+	return nil
+}
+
+func (g *generateFlags) generate() (int, error) {
+	opts := registry.GenerateOptions{Sites: g.sites, Coworking: g.coworking, Seed: g.seed, Random: g.random}
+	if g.comuni != "" {
+		comuni, err := registry.LoadComuni(g.comuni)
+		if err != nil {
+			return 0, fmt.Errorf("%w (pass --comuni '' for synthetic ids)", err)
+		}
+		centroids := filepath.Join(filepath.Dir(g.comuni), "comuni_centroidi_openpolis_2023.csv")
+		if ll, err := registry.LoadCentroids(centroids); err == nil {
+			registry.JoinCentroids(comuni, ll)
+		}
+		opts.Comuni = comuni
+	}
+	reg, creds, err := registry.Generate(opts)
+	if err != nil {
+		return 0, err
+	}
+	if err := reg.Save(g.out); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(g.creds), 0o755); err != nil {
+		return 0, fmt.Errorf("cannot create %s: %w", filepath.Dir(g.creds), err)
+	}
+	f, err := os.OpenFile(g.creds, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("cannot write credentials: %w", err)
+	}
+	if err := registry.WriteCredentialsCSV(f, creds); err != nil {
+		f.Close()
+		return 0, err
+	}
+	return len(creds), f.Close()
+}
+
+// registryHash reads a secret from stdin and prints its hash for a service
+// account's secret_hash.
+func registryHash(in io.Reader, stdout io.Writer) error {
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot read secret from stdin: %w", err)
+	}
+	secret := strings.TrimRight(line, "\r\n")
+	if len(secret) < 12 {
+		return errors.New("secret too short: use at least 12 characters")
+	}
+	// Service-account secrets may be chosen by people: bcrypt, not the fast
+	// hash used for random device secrets.
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("cannot hash secret: %w", err)
+	}
+	fmt.Fprintln(stdout, string(h))
+	return nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/polis-platform/polis/internal/platform"
+)
+
+// serveFlags binds the flags of `polis serve` (also used by `polis dev`).
+func serveFlags(fs *flag.FlagSet, c *platform.Config, brokers *string, logLevel *string) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (the embedded Kafka log goes to DATA-DIR/kafka)")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "MQTT TCP listen address")
+	fs.StringVar(&c.MQTTWSAddr, "mqtt-ws-addr", c.MQTTWSAddr, "MQTT over WebSocket listen address (empty: off)")
+	fs.StringVar(&c.MQTTTLSAddr, "mqtt-tls-addr", c.MQTTTLSAddr, "MQTT over TLS listen address (empty: off; needs --tls-cert and --tls-key)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the MQTT TLS listener")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key for the MQTT TLS listener")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP API listen address")
+	fs.StringVar(brokers, "kafka-brokers", "", "comma-separated Kafka or Redpanda seed brokers (empty: run the embedded single-machine cluster)")
+	fs.StringVar(&c.KafkaAddr, "kafka-addr", c.KafkaAddr, "listen address of the embedded Kafka cluster")
+	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions per topic of the embedded cluster")
+	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps records (log.retention.ms)")
+	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition by the embedded cluster (log.retention.bytes; 0: unbounded)")
+	fs.DurationVar(&c.ProducerLinger, "kafka-linger", c.ProducerLinger, "how long the producer waits to fill a batch")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse", c.ClickHouseAddr, "ClickHouse native protocol address")
+	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database")
+	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply schema migrations at start")
+	fs.IntVar(&c.WriterMaxRows, "writer-max-rows", c.WriterMaxRows, "rows per ClickHouse insert batch, at most")
+	fs.DurationVar(&c.WriterMaxWait, "writer-max-wait", c.WriterMaxWait, "longest a row waits before its batch is inserted")
+	fs.StringVar(&c.RegistryPath, "registry", c.RegistryPath, "registry file of sites, assets and hashed device secrets")
+	fs.StringVar(&c.AccountsPath, "accounts", c.AccountsPath, "YAML file of MQTT service accounts (empty: none)")
+	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg := platform.Defaults()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var brokers, level string
+	serveFlags(fs, &cfg, &brokers, &level)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger, cfg.KafkaBrokers = log, splitList(brokers)
+	p, err := platform.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "polis serving: MQTT %s, HTTP http://%s (metrics /metrics, readiness /readyz), Kafka %s\n",
+		p.Broker.Addr(), p.HTTP.Addr(), strings.Join(p.Brokers, ","))
+	<-ctx.Done()
+	log.Info("signal received, shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return p.Shutdown(sctx)
+}

@@ -1,0 +1,316 @@
+// Package platform assembles the components of `polis serve` in order and
+// stops them in reverse. It is the only package that imports them all.
+package platform
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/polis-platform/polis/api"
+	"github.com/polis-platform/polis/broker"
+	"github.com/polis-platform/polis/ingest"
+	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/storage"
+	"github.com/polis-platform/polis/storage/schema"
+	"github.com/polis-platform/polis/twin/registry"
+)
+
+// Config is everything `polis serve` needs.
+type Config struct {
+	DataDir string // var/: embedded Kafka log lives in DataDir/kafka
+
+	MQTTAddr    string
+	MQTTWSAddr  string
+	MQTTTLSAddr string
+	TLSCert     string
+	TLSKey      string
+	HTTPAddr    string
+
+	KafkaBrokers        []string // empty: start the embedded cluster
+	KafkaAddr           string   // embedded cluster's listen address
+	KafkaPartitions     int
+	KafkaRetention      time.Duration
+	KafkaRetentionBytes int64
+	ProducerLinger      time.Duration
+
+	ClickHouseAddr string
+	Database       string
+	Migrate        bool
+	WriterMaxRows  int
+	WriterMaxWait  time.Duration
+
+	RegistryPath string
+	AccountsPath string
+
+	Logger *slog.Logger
+}
+
+// Defaults returns the configuration of DESIGN.md's default addresses.
+func Defaults() Config {
+	return Config{
+		DataDir:         "var",
+		MQTTAddr:        "127.0.0.1:1883",
+		HTTPAddr:        "127.0.0.1:8080",
+		KafkaAddr:       "127.0.0.1:9092",
+		KafkaPartitions: 8,
+		KafkaRetention:  24 * time.Hour,
+		ProducerLinger:  0,
+		ClickHouseAddr:  "127.0.0.1:9000",
+		Database:        "polis",
+		Migrate:         true,
+		WriterMaxRows:   100000,
+		WriterMaxWait:   500 * time.Millisecond,
+		RegistryPath:    "var/registry.json",
+	}
+}
+
+// Platform is a running `polis serve`.
+type Platform struct {
+	cfg      Config
+	log      *slog.Logger
+	Registry *registry.Registry
+	kafka    *bus.Embedded
+	producer *kgo.Client
+	ch       driver.Conn
+	writer   *storage.Writer
+	Broker   *broker.Broker
+	HTTP     *api.Server
+	Brokers  []string
+
+	writerCancel context.CancelFunc
+	writerDone   chan error
+	closeOnce    sync.Once
+}
+
+// Start brings the platform up: Kafka, ClickHouse (and its schema), the
+// storage writer, ingest, the MQTT broker and the HTTP API.
+func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	began := time.Now()
+	p = &Platform{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			_ = p.Shutdown(context.Background())
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if p.Registry, err = registry.Load(cfg.RegistryPath); err != nil {
+		return nil, fmt.Errorf("%w (make one with 'polis registry generate')", err)
+	}
+	ns, na := p.Registry.Len()
+	p.log.Info("registry loaded", "path", cfg.RegistryPath, "sites", ns, "assets", na)
+
+	p.Brokers = cfg.KafkaBrokers
+	if len(p.Brokers) == 0 {
+		p.kafka, err = bus.StartEmbedded(bus.EmbeddedOptions{
+			Addr: cfg.KafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"), Partitions: int32(cfg.KafkaPartitions),
+			Retention: cfg.KafkaRetention, RetentionBytes: cfg.KafkaRetentionBytes, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.Brokers = p.kafka.Addrs()
+		p.log.Info("embedded Kafka started", "addr", p.Brokers, "data", filepath.Join(cfg.DataDir, "kafka"))
+	}
+	p.producer, err = kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.ProducerLinger(cfg.ProducerLinger),
+		kgo.RecordPartitioner(bus.SitePartitioner()), kgo.ProducerBatchMaxBytes(4<<20),
+		kgo.MaxBufferedRecords(1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create Kafka producer: %w", err)
+	}
+
+	p.ch, err = clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.ClickHouseAddr}, Protocol: clickhouse.Native,
+		DialTimeout: 5 * time.Second, MaxOpenConns: 8})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open ClickHouse %s: %w", cfg.ClickHouseAddr, err)
+	}
+	if err := p.ch.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("cannot reach ClickHouse at %s (is it running? 'make run' starts one): %w", cfg.ClickHouseAddr, err)
+	}
+	version, err := serverVersion(ctx, p.ch)
+	if err != nil {
+		return nil, err
+	}
+	flavor, err := schema.FlavorFor(version)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		applied, err := schema.Apply(ctx, p.ch, cfg.Database)
+		if err != nil {
+			return nil, err
+		}
+		p.log.Info("schema up to date", "clickhouse", version, "database", cfg.Database, "applied", applied)
+	}
+
+	p.writer, err = storage.NewWriter(storage.WriterOptions{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database,
+		Flavor: flavor, MaxRows: cfg.WriterMaxRows, MaxWait: cfg.WriterMaxWait, Logger: cfg.Logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	p.writerCancel, p.writerDone = cancel, make(chan error, 1)
+	go func() { p.writerDone <- p.writer.Run(wctx) }()
+
+	pipe, err := ingest.New(ingest.Options{Producer: p.producer, Directory: p.Registry, Logger: cfg.Logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	var accounts []broker.Account
+	if cfg.AccountsPath != "" {
+		if accounts, err = broker.LoadAccounts(cfg.AccountsPath); err != nil {
+			return nil, err
+		}
+	}
+	var tlsCfg *tls.Config
+	if cfg.MQTTTLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load MQTT TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	p.Broker, err = broker.New(broker.Options{Addr: cfg.MQTTAddr, WSAddr: cfg.MQTTWSAddr, TLSAddr: cfg.MQTTTLSAddr, TLS: tlsCfg,
+		Devices: func(u string, s []byte) (string, bool) {
+			a, err := p.Registry.Authenticate(u, s)
+			if err != nil {
+				return "", false
+			}
+			return a.Type, true
+		},
+		Accounts: accounts, Ingest: pipe, Logger: cfg.Logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Broker.Serve(); err != nil {
+		return nil, err
+	}
+
+	p.HTTP, err = api.New(api.Options{Addr: cfg.HTTPAddr, Gatherer: reg, Logger: cfg.Logger, Checks: map[string]api.Check{
+		"clickhouse": func(ctx context.Context) error { return p.ch.Ping(ctx) },
+		"kafka":      func(ctx context.Context) error { return p.producer.Ping(ctx) },
+	}})
+	if err != nil {
+		return nil, err
+	}
+	p.HTTP.Serve()
+	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,
+		"clickhouse", cfg.ClickHouseAddr, "started_in", time.Since(began).Round(time.Millisecond))
+	return p, nil
+}
+
+// waitDrained waits until the storage group has committed every record of
+// the topics it consumes.
+func (p *Platform) waitDrained(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...))
+	if err != nil {
+		return fmt.Errorf("cannot connect to Kafka: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		lags, err := adm.Lag(ctx, bus.GroupStorage)
+		if err == nil {
+			err = lags.Error()
+		}
+		if err == nil {
+			var total int64
+			lags.Each(func(l kadm.DescribedGroupLag) {
+				for t, ps := range l.Lag {
+					if t != bus.TopicTelemetry && t != bus.TopicEvents && t != bus.TopicDeadLetter {
+						continue
+					}
+					for _, pl := range ps {
+						total += pl.Lag
+					}
+				}
+			})
+			if total == 0 {
+				return nil
+			}
+			err = fmt.Errorf("%d records not yet stored", total)
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return err
+			}
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func serverVersion(ctx context.Context, ch driver.Conn) (string, error) {
+	var v string
+	if err := ch.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return "", fmt.Errorf("cannot read ClickHouse version: %w", err)
+	}
+	return v, nil
+}
+
+// Shutdown stops accepting, flushes what was accepted to Kafka and
+// ClickHouse, and stops every component in reverse order of start.
+func (p *Platform) Shutdown(ctx context.Context) error {
+	var errs []error
+	p.closeOnce.Do(func() {
+		began := time.Now()
+		if p.HTTP != nil {
+			errs = append(errs, p.HTTP.Shutdown(ctx))
+		}
+		if p.Broker != nil {
+			errs = append(errs, p.Broker.Close())
+		}
+		if p.producer != nil {
+			if err := p.producer.Flush(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("cannot flush Kafka producer: %w", err))
+			}
+			p.producer.Close()
+		}
+		if p.writerCancel != nil {
+			// Let the writer catch up with everything accepted before
+			// stopping it; what it cannot reach in time stays in Kafka for
+			// the next start.
+			p.writer.Drain()
+			if err := p.waitDrained(ctx); err != nil {
+				p.log.Warn("storage writer did not catch up before shutdown; the rest is inserted at next start", "err", err)
+			}
+			p.writerCancel()
+			select {
+			case err := <-p.writerDone:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					errs = append(errs, err)
+				}
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("cannot stop storage writer: %w", ctx.Err()))
+			}
+		}
+		if p.ch != nil {
+			errs = append(errs, p.ch.Close())
+		}
+		if p.kafka != nil {
+			p.kafka.Close()
+		}
+		p.log.Info("polis stopped", "took", time.Since(began).Round(time.Millisecond))
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,216 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/twin/registry"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }
+
+type env struct {
+	cfg   platform.Config
+	creds []registry.Credential
+	conn  driver.Conn
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts ClickHouse")
+	}
+	dir := t.TempDir()
+	reg, creds, err := registry.Generate(registry.GenerateOptions{Sites: 6, Coworking: 1, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := platform.Defaults()
+	cfg.DataDir = dir
+	cfg.RegistryPath = filepath.Join(dir, "registry.json")
+	if err := reg.Save(cfg.RegistryPath); err != nil {
+		t.Fatal(err)
+	}
+	addr := chtest.Shared(t)
+	cfg.ClickHouseAddr, cfg.Database = addr, chtest.Database(t, addr)
+	cfg.MQTTAddr, cfg.HTTPAddr, cfg.KafkaAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.WriterMaxWait = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return &env{cfg: cfg, creds: creds, conn: chtest.Conn(t, addr)}
+}
+
+func (e *env) start(t *testing.T) *platform.Platform {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := platform.Start(ctx, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func stop(t *testing.T, p *platform.Platform) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// publishAll connects the first `devices` credentials and publishes msgs
+// QoS 1 messages of 3 metrics from each, returning the points acknowledged.
+func (e *env) publishAll(t *testing.T, p *platform.Platform, devices, msgs int) int {
+	t.Helper()
+	if devices > len(e.creds) {
+		t.Fatalf("only %d credentials", len(e.creds))
+	}
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	var wg sync.WaitGroup
+	errs := make(chan error, devices)
+	for i := range devices {
+		c := e.creds[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
+				SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+			cl := paho.NewClient(o)
+			if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				errs <- fmt.Errorf("connect %s: %v", c.Username, tok.Error())
+				return
+			}
+			defer cl.Disconnect(100)
+			topic := fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset)
+			for j := range msgs {
+				pl := fmt.Sprintf(`{"ts":%d,"m":{"a_c":%d,"b_kw":%d,"c_pct":%d}}`, base+int64(j), j, j*2, j%100)
+				tok := cl.Publish(topic, 1, false, pl)
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					errs <- fmt.Errorf("publish %s #%d not acknowledged: %v", c.Username, j, tok.Error())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return devices * msgs * 3
+}
+
+func (e *env) count(t *testing.T, query string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := e.conn.QueryRow(context.Background(), fmt.Sprintf(query, e.cfg.Database)).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func eventually(t *testing.T, total time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", total)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t)
+	defer stop(t, p)
+	want := e.publishAll(t, p, 10, 50)
+	q := "SELECT count() FROM %s.telemetry FINAL"
+	eventually(t, 30*time.Second, func() bool { return e.count(t, q) >= uint64(want) })
+	if got := e.count(t, q); got != uint64(want) {
+		t.Fatalf("unexpected rows; got %d; want %d", got, want)
+	}
+	// Without FINAL too: no duplicates were written in a clean run.
+	if got := e.count(t, "SELECT count() FROM %s.telemetry"); got != uint64(want) {
+		t.Fatalf("unexpected stored rows; got %d; want %d", got, want)
+	}
+	// The rollups agree with the raw rows.
+	for _, tbl := range []string{"telemetry_1m", "telemetry_1h"} {
+		var n uint64
+		var mn, mx float64
+		err := e.conn.QueryRow(context.Background(), fmt.Sprintf(
+			"SELECT toUInt64(sum(c)), min(lo), max(hi) FROM (SELECT countMerge(count) AS c, minMerge(min) AS lo, maxMerge(max) AS hi FROM %s.%s GROUP BY site, asset, metric, bucket)",
+			e.cfg.Database, tbl)).Scan(&n, &mn, &mx)
+		if err != nil {
+			t.Fatalf("%s: %v", tbl, err)
+		}
+		var rmn, rmx float64
+		if err := e.conn.QueryRow(context.Background(), fmt.Sprintf("SELECT min(value), max(value) FROM %s.telemetry", e.cfg.Database)).Scan(&rmn, &rmx); err != nil {
+			t.Fatal(err)
+		}
+		if n != uint64(want) || mn != rmn || mx != rmx {
+			t.Fatalf("%s disagrees with raw: count %d min %v max %v; raw count %d min %v max %v", tbl, n, mn, mx, want, rmn, rmx)
+		}
+	}
+	// Status changes reached the events table.
+	eventually(t, 10*time.Second, func() bool {
+		return e.count(t, "SELECT count() FROM %s.events WHERE type = 'status'") >= 10
+	})
+	// Health, readiness and metrics answer.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + p.HTTP.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get("http://" + p.HTTP.Addr() + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiErr struct{ Code, Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&apiErr); err != nil || resp.StatusCode != 404 || apiErr.Message == "" {
+		t.Fatalf("unknown path: status %d, body %+v, err %v", resp.StatusCode, apiErr, err)
+	}
+	resp.Body.Close()
+}
+
+func TestGracefulShutdown_NothingAcceptedIsLost(t *testing.T) {
+	e := newEnv(t)
+	// A long batch wait: rows would sit in the writer at shutdown.
+	e.cfg.WriterMaxWait = time.Minute
+	p := e.start(t)
+	want := e.publishAll(t, p, 8, 40)
+	stop(t, p)
+	if got := e.count(t, "SELECT count() FROM %s.telemetry FINAL"); got != uint64(want) {
+		t.Fatalf("after shutdown; got %d rows; want %d", got, want)
+	}
+	// A restart on the same data directory re-inserts nothing.
+	p2 := e.start(t)
+	want += e.publishAll(t, p2, 2, 10)
+	stop(t, p2)
+	if got := e.count(t, "SELECT count() FROM %s.telemetry"); got != uint64(want) {
+		t.Fatalf("after restart; got %d stored rows; want %d", got, want)
+	}
+}
