@@ -84,8 +84,7 @@ func New(o Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
-		// mochi logs every client error at Info; ours are counted and logged by the hook.
-		Logger: o.Logger.With("component", "mochi"),
+		Logger: slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
 	})
 	b := &Broker{o: o, srv: srv, log: log, m: newMetrics(o.Registerer, srv)}
 	h := &hook{b: b, principals: map[*mqtt.Client]*principal{}}
@@ -164,6 +163,14 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("cannot stop MQTT broker: %w", err)
 	}
 	return nil
+}
+
+// mochiLevel is Error, or Debug when the platform logs at Debug.
+func mochiLevel(l *slog.Logger) slog.Level {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
 }
 
 type hook struct {

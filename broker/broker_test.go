@@ -49,6 +49,11 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func newStack(t *testing.T, accounts ...broker.Account) *stack {
 	t.Helper()
+	return newStackWith(t, func(o *broker.Options) { o.Accounts = accounts })
+}
+
+func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(n, a string) (netListener, error) { return listenLoopback(n, a) }),
 		kfake.SeedTopics(4, bus.Topics()...))
 	if err != nil {
@@ -78,7 +83,7 @@ func newStack(t *testing.T, accounts ...broker.Account) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Options{Addr: "127.0.0.1:0", Ingest: pipe, Accounts: accounts, Logger: testLogger(t), Registerer: s.reg,
+	o := broker.Options{Addr: "127.0.0.1:0", Ingest: pipe, Logger: testLogger(t), Registerer: s.reg,
 		IngestTimeout: 5 * time.Second, MaxPacket: 64 << 10,
 		Devices: func(u string, sec []byte) (string, bool) {
 			a, err := r.Authenticate(u, sec)
@@ -86,7 +91,9 @@ func newStack(t *testing.T, accounts ...broker.Account) *stack {
 				return "", false
 			}
 			return a.Type, true
-		}})
+		}}
+	configure(&o)
+	b, err := broker.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

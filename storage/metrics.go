@@ -24,30 +24,30 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "storage_rows_written_total", Help: "Rows ClickHouse accepted, by table.",
+			Name: "polis_storage_rows_written_total", Help: "Rows ClickHouse accepted, by table.",
 		}, []string{"table"}),
 		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "storage_batch_rows", Help: "Rows per flushed batch (all tables).",
+			Name: "polis_storage_batch_rows", Help: "Rows per flushed batch (all tables).",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}),
 		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "storage_flush_seconds", Help: "Time to insert a batch, retries included.",
+			Name: "polis_storage_flush_seconds", Help: "Time to insert a batch, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		insertErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "storage_insert_errors_total", Help: "Failed insert attempts (each is retried).",
+			Name: "polis_storage_insert_errors_total", Help: "Failed insert attempts (each is retried).",
 		}),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "storage_clickhouse_up", Help: "1 if the last ClickHouse insert or ping succeeded.",
+			Name: "polis_storage_clickhouse_up", Help: "1 if the last ClickHouse insert or ping succeeded.",
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "storage_consumer_lag", Help: "Records behind the high watermark, by topic, as of the last fetch.",
+			Name: "polis_storage_consumer_lag", Help: "Records behind the high watermark, by topic, as of the last fetch.",
 		}, []string{"topic"}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "storage_records_consumed_total", Help: "Kafka records polled, by topic.",
+			Name: "polis_storage_records_consumed_total", Help: "Kafka records polled, by topic.",
 		}, []string{"topic"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "storage_records_skipped_total", Help: "Records that could not be stored, by reason.",
+			Name: "polis_storage_records_skipped_total", Help: "Records that could not be stored, by reason.",
 		}, []string{"reason"}),
 		lags: map[string]map[int32]int64{},
 	}

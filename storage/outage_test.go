@@ -31,8 +31,8 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	}
 	e.produce(t, bus.TopicTelemetry, telemetry(t, 100, 150, base)...)
 	eventually(t, waitFor, step, func() bool {
-		return r.metric(t, "storage_insert_errors_total") >= 2 && r.metric(t, "storage_clickhouse_up") == 0
-	}, "insert errors while ClickHouse is down; errors %v", r.metric(t, "storage_insert_errors_total"))
+		return r.metric(t, "polis_storage_insert_errors_total") >= 2 && r.metric(t, "polis_storage_clickhouse_up") == 0
+	}, "insert errors while ClickHouse is down; errors %v", r.metric(t, "polis_storage_insert_errors_total"))
 	if got := e.committed(t, bus.TopicTelemetry); got != 100 {
 		t.Fatalf("offsets moved while ClickHouse was down; got %d; want 100", got)
 	}
@@ -47,7 +47,7 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	if got := e.count(t, schema.TableTelemetry, false); got != 500 {
 		t.Fatalf("unexpected rows after the outage; got %d; want 500 (lost or duplicated)", got)
 	}
-	if got := r.metric(t, "storage_clickhouse_up"); got != 1 {
+	if got := r.metric(t, "polis_storage_clickhouse_up"); got != 1 {
 		t.Fatalf("unexpected storage_clickhouse_up after recovery; got %v", got)
 	}
 	bs, err := Rollup(ctx, e.conn, e.db, Hour, RollupQuery{})

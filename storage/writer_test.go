@@ -89,12 +89,12 @@ func TestWriter_Telemetry(t *testing.T) {
 	eventually(t, waitFor, step, func() bool { return e.committed(t, bus.TopicTelemetry) == 601 },
 		"committed offsets; got %d; want 601", e.committed(t, bus.TopicTelemetry))
 	for name, want := range map[string]float64{
-		"storage_rows_written_total":     rows,
-		"storage_records_consumed_total": 601,
-		"storage_records_skipped_total":  1,
-		"storage_clickhouse_up":          1,
-		"storage_insert_errors_total":    0,
-		"storage_consumer_lag":           0,
+		"polis_storage_rows_written_total":     rows,
+		"polis_storage_records_consumed_total": 601,
+		"polis_storage_records_skipped_total":  1,
+		"polis_storage_clickhouse_up":          1,
+		"polis_storage_insert_errors_total":    0,
+		"polis_storage_consumer_lag":           0,
 	} {
 		if got := r.metric(t, name); got != want {
 			t.Fatalf("unexpected %s; got %v; want %v", name, got, want)
@@ -207,7 +207,7 @@ func TestWriter_EventsAndDeadLetter(t *testing.T) {
 	eventually(t, waitFor, step, func() bool {
 		return e.count(t, schema.TableEvents, true) == 2 && e.count(t, schema.TableDeadLetter, true) == 3
 	}, "events %d/2, dead letters %d/3", e.count(t, schema.TableEvents, true), e.count(t, schema.TableDeadLetter, true))
-	if got := r.metric(t, "storage_records_skipped_total"); got != 1 {
+	if got := r.metric(t, "polis_storage_records_skipped_total"); got != 1 {
 		t.Fatalf("unexpected skipped; got %v; want 1", got)
 	}
 
@@ -249,8 +249,8 @@ func TestWriter_FlushOnSizeAndShutdown(t *testing.T) {
 	e.produce(t, bus.TopicTelemetry, telemetry(t, 0, n, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxRows: 10, MaxWait: time.Hour})
 	eventually(t, waitFor, step, func() bool {
-		return r.metric(t, "storage_records_consumed_total") == n && e.count(t, schema.TableTelemetry, true) >= 2*n-20
-	}, "size-triggered flushes; consumed %v, rows %d", r.metric(t, "storage_records_consumed_total"), e.count(t, schema.TableTelemetry, true))
+		return r.metric(t, "polis_storage_records_consumed_total") == n && e.count(t, schema.TableTelemetry, true) >= 2*n-20
+	}, "size-triggered flushes; consumed %v, rows %d", r.metric(t, "polis_storage_records_consumed_total"), e.count(t, schema.TableTelemetry, true))
 	if err := r.stop(t); err != nil {
 		t.Fatalf("unexpected error from Run: %v", err)
 	}
@@ -284,7 +284,7 @@ func TestWriter_RestartResumes(t *testing.T) {
 	if got := e.count(t, schema.TableTelemetry, false); got != 600 {
 		t.Fatalf("unexpected rows as stored; got %d; want 600 (lost or duplicated)", got)
 	}
-	if got := r2.metric(t, "storage_records_consumed_total"); got != 100 {
+	if got := r2.metric(t, "polis_storage_records_consumed_total"); got != 100 {
 		t.Fatalf("second writer consumed %v records; want only the 100 new ones", got)
 	}
 }

@@ -30,7 +30,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	var g generateFlags
 	g.bind(fs)
 	var sim simulateFlags
-	sim.bind(fs)
+	sim.bind(fs, false)
 	chHTTP := fs.Int("clickhouse-http-port", 8123, "HTTP port of the ClickHouse started under DATA-DIR/clickhouse")
 	noSim := fs.Bool("no-simulator", false, "do not run the simulated fleet")
 	if err := parse(fs, args); err != nil {

@@ -22,9 +22,14 @@ type simulateFlags struct {
 	gateways      bool
 }
 
-func (s *simulateFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&s.broker, "broker", "tcp://127.0.0.1:1883", "MQTT broker URL")
-	fs.StringVar(&s.creds, "credentials", "var/credentials.csv", "device credentials (site,asset,username,password)")
+// bind adds the simulator's flags; `polis dev` shares --credentials with
+// the generator and sets the broker itself, so it leaves those out.
+func (s *simulateFlags) bind(fs *flag.FlagSet, standalone bool) {
+	s.broker, s.creds = "tcp://127.0.0.1:1883", "var/credentials.csv"
+	if standalone {
+		fs.StringVar(&s.broker, "broker", s.broker, "MQTT broker URL")
+		fs.StringVar(&s.creds, "credentials", s.creds, "device credentials (site,asset,username,password)")
+	}
 	fs.Float64Var(&s.rate, "rate", 1000, "messages per second over the whole fleet (0: as fast as possible)")
 	fs.DurationVar(&s.duration, "duration", 0, "stop after this long (0: until interrupted)")
 	fs.IntVar(&s.messages, "messages", 0, "stop after this many messages (0: no limit)")
@@ -54,7 +59,7 @@ func (s *simulateFlags) options(progress io.Writer) (loadtest.Options, error) {
 func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	var s simulateFlags
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	s.bind(fs)
+	s.bind(fs, true)
 	level := fs.String("log-level", "warn", "log level")
 	if err := parse(fs, args); err != nil {
 		return err

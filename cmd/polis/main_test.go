@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+// Every command must define its flags without collisions and answer -h.
+func TestCommands_Help(t *testing.T) {
+	for _, c := range commands {
+		args := []string{c.name, "-h"}
+		if c.name == "registry" {
+			args = []string{c.name, "generate", "-h"}
+		}
+		var out bytes.Buffer
+		err := run(context.Background(), args, &out)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("polis %s: got %v; want flag.ErrHelp", strings.Join(args, " "), err)
+		}
+	}
+}
+
+func TestRun_UnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"nope"}, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func TestParse_EnvFillsUnsetFlags(t *testing.T) {
+	t.Setenv("POLIS_KAFKA_BROKERS", "k1:9092,k2:9092")
+	t.Setenv("POLIS_HTTP_ADDR", "127.0.0.1:9999")
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	brokers := fs.String("kafka-brokers", "", "")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "")
+	if err := parse(fs, []string{"--http-addr", "127.0.0.1:7000"}); err != nil {
+		t.Fatal(err)
+	}
+	if *brokers != "k1:9092,k2:9092" || *httpAddr != "127.0.0.1:7000" {
+		t.Fatalf("unexpected values; brokers %q (from env), http %q (flag wins)", *brokers, *httpAddr)
+	}
+	if got := splitList(*brokers); len(got) != 2 || got[1] != "k2:9092" {
+		t.Fatalf("unexpected split %v", got)
+	}
+}
+
+func TestRegistryHash_RefusesShortSecrets(t *testing.T) {
+	var out bytes.Buffer
+	if err := registryHash(strings.NewReader("short\n"), &out); err == nil {
+		t.Fatal("short secret accepted")
+	}
+	if err := registryHash(strings.NewReader("a long enough secret\n"), &out); err != nil || !strings.HasPrefix(out.String(), "$2") {
+		t.Fatalf("unexpected hash %q, err %v", out.String(), err)
+	}
+}
