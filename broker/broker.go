@@ -84,7 +84,7 @@ func New(o Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
-		Logger: slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
+		Logger:       slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
 	})
 	b := &Broker{o: o, srv: srv, log: log, m: newMetrics(o.Registerer, srv)}
 	h := &hook{b: b, principals: map[*mqtt.Client]*principal{}}

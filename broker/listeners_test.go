@@ -63,7 +63,7 @@ func TestListeners_WebSocketAndTLS(t *testing.T) {
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	pool.AddCert(leaf)
 	for i, url := range []string{"ws://" + wsAddr, "ssl://" + tlsAddr} {
-		o := paho.NewClientOptions().AddBroker(url).SetClientID(u+"-"+url[:3]).SetUsername(u).SetPassword(s.secrets[u]).
+		o := paho.NewClientOptions().AddBroker(url).SetClientID(u + "-" + url[:3]).SetUsername(u).SetPassword(s.secrets[u]).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool})
 		c := paho.NewClient(o)
 		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
