@@ -170,6 +170,22 @@ func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
 			t.Fatalf("%s disagrees with raw: count %d min %v max %v; raw count %d min %v max %v", tbl, n, mn, mx, want, rmn, rmx)
 		}
 	}
+	// A bad payload is acknowledged (MQTT 3.1.1) and lands in the
+	// dead-letter table with its reason and raw bytes.
+	c := e.creds[0]
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username + "-bad").
+		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	tok := cl.Publish(fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset), 1, false, `{"m":{"temp_c":"warm"}}`)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("bad payload not acknowledged: %v", tok.Error())
+	}
+	cl.Disconnect(100)
+	eventually(t, 10*time.Second, func() bool {
+		return e.count(t, "SELECT count() FROM %s.deadletter WHERE reason = 'non_numeric' AND payload = '{\"m\":{\"temp_c\":\"warm\"}}'") == 1
+	})
 	// Status changes reached the events table.
 	eventually(t, 10*time.Second, func() bool {
 		return e.count(t, "SELECT count() FROM %s.events WHERE type = 'status'") >= 10
