@@ -49,18 +49,16 @@ type BulkResult struct {
 	Rows, Records int
 	TSVBytes      int64
 
-	ClientTook  time.Duration
-	ClientRows  uint64
-	ClientCHCPU time.Duration
+	ClientTook time.Duration
+	ClientRows uint64
+	ClientCPU  CPUUse // Other is ClickHouse
 
 	KafkaBytes    int64
 	ProduceTook   time.Duration
 	WriterTook    time.Duration
 	WriterRows    uint64
 	WriterReached bool
-	WriterCHCPU   time.Duration
-	WriterSelfCPU time.Duration
-	CPUKnown      bool
+	WriterCPU     CPUUse // Self is the writer, Other ClickHouse
 	Problems      []string
 }
 
@@ -144,7 +142,7 @@ func (g *bulkGen) writeTSV(path string) (int64, error) {
 // runBulk times clickhouse-client and the storage writer on the same rows.
 func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *FleetInfo) (*BulkResult, error) {
 	g := newBulkGen(fleet, cfg.BulkRows)
-	res := &BulkResult{Rows: cfg.BulkRows, Records: g.records(), CPUKnown: ch.pid != 0}
+	res := &BulkResult{Rows: cfg.BulkRows, Records: g.records()}
 	dir := filepath.Join(tmp, "bulk")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %s: %w", dir, err)
@@ -163,11 +161,11 @@ func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fle
 		return res, err
 	}
 	fmt.Fprintf(cfg.Progress, "e2e: bulk: clickhouse-client INSERT ... FORMAT TabSeparated (%.1f MB)\n", float64(res.TSVBytes)/1e6)
-	ch0 := procCPUOf(ch.pid)
+	c0 := sampleCPU(ch.pid)
 	if res.ClientTook, err = clientInsert(ctx, ch.Addr, tsv); err != nil {
 		return res, err
 	}
-	res.ClientCHCPU = procCPUOf(ch.pid) - ch0
+	res.ClientCPU = sampleCPU(ch.pid).since(c0)
 	if res.ClientRows, err = countAll(ctx, ch.conn, bulkClientDB); err != nil {
 		return res, err
 	}
@@ -198,7 +196,7 @@ func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fle
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	done := make(chan error, 1)
-	self0, ch0 := selfCPU(), procCPUOf(ch.pid)
+	c0 = sampleCPU(ch.pid)
 	began = time.Now()
 	go func() { done <- w.Run(wctx) }()
 	deadline := time.Now().Add(bulkTimeout)
@@ -219,7 +217,7 @@ func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fle
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.WriterTook = time.Since(began)
-	res.WriterSelfCPU, res.WriterCHCPU = selfCPU()-self0, procCPUOf(ch.pid)-ch0
+	res.WriterCPU = sampleCPU(ch.pid).since(c0)
 	wcancel()
 	select {
 	case err := <-done:

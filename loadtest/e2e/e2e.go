@@ -46,6 +46,10 @@ type Config struct {
 	SkipBulk      bool
 	BulkRows      int
 
+	// ownDatabase: Database is this tool's (defaulted), so it may be
+	// dropped and recreated before the run.
+	ownDatabase bool
+
 	ProfilePath string    // CPU profile of the Polis phase; empty: none
 	Progress    io.Writer // progress lines (stderr)
 	Logger      *slog.Logger
@@ -66,7 +70,7 @@ func (c *Config) defaults() error {
 		c.Speed = 1
 	}
 	if c.Database == "" {
-		c.Database = "polis"
+		c.Database, c.ownDatabase = "polis", true
 		if c.ClickHouse != "" {
 			// Do not mix load-test rows into a developer's `make run` data.
 			c.Database = "polis_loadtest"
@@ -198,9 +202,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 // startClickHouse starts a private server under tmp unless cfg names one,
 // and connects to it. The returned function stops what was started.
-func startClickHouse(ctx context.Context, cfg Config, tmp string, info *CHInfo) (stop func(), err error) {
+func startClickHouse(ctx context.Context, cfg Config, tmp string, info *CHInfo) (func(), error) {
 	var srv *chserver.Server
-	stop = func() {}
+	var err error
+	stop := func() {}
 	if cfg.ClickHouse == "" {
 		dir := filepath.Join(tmp, "clickhouse")
 		fmt.Fprintf(cfg.Progress, "e2e: starting a private clickhouse-server under %s\n", dir)

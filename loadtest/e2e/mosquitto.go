@@ -25,9 +25,7 @@ type MosquittoResult struct {
 	LoginCheck string // how a gateway's username/password login fared
 	Connect    time.Duration
 	Stats      loadtest.Stats
-	SelfCPU    time.Duration // this process (the simulator) while publishing
-	BrokerCPU  time.Duration // mosquitto while publishing
-	CPUKnown   bool
+	CPU        CPUUse // while publishing; Self is the simulator, Other mosquitto
 	LogTail    string
 }
 
@@ -102,18 +100,17 @@ connection_messages false
 	defer cancel()
 	fmt.Fprintf(cfg.Progress, "e2e: simulator against mosquitto\n")
 	began := time.Now()
-	type cpuAt struct{ self, broker time.Duration }
-	first := make(chan cpuAt, 1)
+	first := make(chan cpuWindow, 1)
 	go func() {
 		// CPU accounting starts at the first publish, as in the Polis phase.
 		select {
 		case <-started:
-			first <- cpuAt{selfCPU(), procCPUOf(cmd.Process.Pid)}
+			first <- sampleCPU(cmd.Process.Pid)
 		case <-simCtx.Done():
 		}
 	}()
 	st, err := loadtest.Run(simCtx, opts)
-	cpu1, m1 := selfCPU(), procCPUOf(cmd.Process.Pid)
+	cpu1 := sampleCPU(cmd.Process.Pid)
 	res.Stats = st
 	res.Connect = time.Since(began) - st.Elapsed
 	if err != nil {
@@ -121,10 +118,7 @@ connection_messages false
 	}
 	select {
 	case c0 := <-first:
-		res.SelfCPU = cpu1 - c0.self
-		if c0.broker >= 0 && m1 >= 0 {
-			res.BrokerCPU, res.CPUKnown = m1-c0.broker, true
-		}
+		res.CPU = cpu1.since(c0)
 	case <-time.After(time.Second):
 	}
 	return res, nil

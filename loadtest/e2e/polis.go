@@ -38,9 +38,8 @@ type PolisResult struct {
 	ToQueryable      time.Duration // first publish to all rows queryable (or to the drain's end)
 	Drain            time.Duration // end of publishing to all rows queryable
 
-	SelfCPU, CHCPU time.Duration // CPU used between first publish and all rows queryable
-	Wall           time.Duration
-	CHCPUKnown     bool
+	// CPU between first publish and all rows queryable; Other is ClickHouse.
+	CPU CPUUse
 
 	Metrics     map[string]float64 // platform metrics, scraped before shutdown
 	Shutdown    time.Duration
@@ -70,9 +69,24 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	pcfg.WriterMaxWait, pcfg.WriterMaxRows, pcfg.ProducerLinger = cfg.WriterMaxWait, cfg.WriterMaxRows, cfg.KafkaLinger
 	pcfg.Logger = log
 
+	if cfg.ownDatabase {
+		// Rows of an earlier run could share the ReplacingMergeTree key with
+		// this run's and be merged away, spoiling the count.
+		qctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := ch.conn.Exec(qctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		cancel()
+		if err != nil {
+			return res, nil, nil, fmt.Errorf("cannot drop database %s: %w", cfg.Database, err)
+		}
+	}
 	fmt.Fprintf(cfg.Progress, "e2e: starting the platform (database %s)\n", cfg.Database)
 	began := time.Now()
-	p, err := platform.Start(ctx, pcfg)
+	var p *platform.Platform
+	var err error
+	// Goroutines inherit pprof labels: the profile splits by component.
+	pprof.Do(ctx, pprof.Labels("component", "platform"), func(ctx context.Context) {
+		p, err = platform.Start(ctx, pcfg)
+	})
 	if err != nil {
 		return res, nil, nil, fmt.Errorf("cannot start the platform: %w", err)
 	}
@@ -95,6 +109,8 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 		res.Baseline = c.sim
 		if c.sim+c.probe > 0 {
 			fmt.Fprintf(cfg.Progress, "e2e: %s.telemetry already holds %d rows; counting only new ones\n", cfg.Database, c.sim+c.probe)
+			res.problem("%s.telemetry already held %d rows: a new row whose key (site, asset, metric, ts, ts_ms) equals an old one's is merged away by ReplacingMergeTree, "+
+				"so the counts below may fall short without any loss; use a fresh database (the default -database is dropped and recreated)", cfg.Database, c.sim+c.probe)
 		}
 	} else {
 		return res, nil, nil, err
@@ -116,10 +132,10 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	simDone := make(chan simOut, 1)
 	fmt.Fprintf(cfg.Progress, "e2e: simulator connecting %d gateways to %s\n", fleet.Gateways, broker)
 	connectBegan := time.Now()
-	go func() {
+	go pprof.Do(simCtx, pprof.Labels("component", "simulator"), func(simCtx context.Context) {
 		st, err := loadtest.Run(simCtx, opts)
 		simDone <- simOut{st, err}
-	}()
+	})
 	var t0 time.Time
 	select {
 	case t0 = <-started:
@@ -137,7 +153,7 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 
 	// Profile and CPU accounting cover first publish to all rows queryable.
 	prof := startProfile(cfg.ProfilePath)
-	cpu0, ch0 := selfCPU(), procCPUOf(ch.pid)
+	cpu0 := sampleCPU(ch.pid)
 
 	var probeRes *ProbeResult
 	probeDone := make(chan struct{})
@@ -146,19 +162,24 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	pollCtx, pollCancel := context.WithTimeout(ctx, cfg.Duration+cfg.DrainTimeout+probeGrace+time.Minute)
 	defer pollCancel()
 	if cred, ok := probeCredential(fleet.creds); ok {
-		pr, err := startProbe(ctx, broker, cred, ch.conn, cfg.Database, log)
+		var pr *probe
+		var err error
+		pprof.Do(ctx, pprof.Labels("component", "latency probe"), func(ctx context.Context) {
+			pr, err = startProbe(ctx, broker, cred, ch.conn, cfg.Database, log)
+		})
 		if err != nil {
 			res.problem("latency probe: %v", err)
 			close(probeDone)
 		} else {
 			limit := int(cfg.Duration/probeInterval) + 10
-			go pr.publish(pubCtx, limit)
-			go func() {
+			labels := pprof.Labels("component", "latency probe")
+			go pprof.Do(pubCtx, labels, func(ctx context.Context) { pr.publish(ctx, limit) })
+			go pprof.Do(pollCtx, labels, func(ctx context.Context) {
 				defer close(probeDone)
-				pr.poll(pollCtx)
+				pr.poll(ctx)
 				probeRes = pr.result()
 				pr.close()
-			}()
+			})
 		}
 	} else {
 		res.problem("latency probe: the fleet has no env-1 device")
@@ -167,10 +188,10 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 
 	samplerCtx, samplerCancel := context.WithCancel(ctx)
 	samplerDone := make(chan struct{})
-	go func() {
+	go pprof.Do(samplerCtx, pprof.Labels("component", "load test bookkeeping"), func(ctx context.Context) {
 		defer close(samplerDone)
-		sampleRows(samplerCtx, cfg.Progress, ch.conn, cfg.Database, res.Baseline, cfg.Duration+cfg.DrainTimeout+time.Minute)
-	}()
+		sampleRows(ctx, cfg.Progress, ch.conn, cfg.Database, res.Baseline, cfg.Duration+cfg.DrainTimeout+time.Minute)
+	})
 
 	var out simOut
 	select {
@@ -188,7 +209,7 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	}
 	res.Expected = out.st.Points
 	if c, err := countRows(ctx, ch.conn, cfg.Database); err == nil {
-		res.RowsAtPublishEnd = c.sim - res.Baseline
+		res.RowsAtPublishEnd = sub(c.sim, res.Baseline)
 	}
 
 	// Drain: poll until every published point is queryable.
@@ -197,13 +218,10 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	if err != nil {
 		res.problem("%v", err)
 	}
-	res.Rows, res.Reached = c.sim-res.Baseline, c.sim-res.Baseline >= res.Expected
+	res.Rows = sub(c.sim, res.Baseline)
+	res.Reached = res.Rows >= res.Expected
 	res.ToQueryable, res.Drain = tQ.Sub(t0), max(0, tQ.Sub(tEnd))
-	res.Wall = tQ.Sub(t0)
-	res.SelfCPU = selfCPU() - cpu0
-	if ch1 := procCPUOf(ch.pid); ch.pid != 0 && ch0 >= 0 && ch1 >= 0 {
-		res.CHCPU, res.CHCPUKnown = ch1-ch0, true
-	}
+	res.CPU = sampleCPU(ch.pid).since(cpu0)
 	profRes := prof.stop()
 	samplerCancel()
 	<-samplerDone
@@ -230,12 +248,12 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	fmt.Fprintf(cfg.Progress, "e2e: shutting the platform down\n")
 	shutdown()
 	if c, err := countRows(ctx, ch.conn, cfg.Database); err == nil {
-		res.RowsAfter, res.ProbeRows = c.sim-res.Baseline, c.probe
+		res.RowsAfter, res.ProbeRows = sub(c.sim, res.Baseline), c.probe
 	} else {
 		res.problem("%v", err)
 	}
 	if n, err := countFinal(ctx, ch.conn, cfg.Database); err == nil {
-		res.RowsFinal = n - res.Baseline
+		res.RowsFinal = sub(n, res.Baseline)
 	} else {
 		res.problem("%v", err)
 	}
@@ -289,6 +307,14 @@ func checkCounts(res *PolisResult, probe *ProbeResult) {
 
 type counts struct{ sim, probe uint64 }
 
+// sub is a - b, or 0 if b is larger (merges can shrink a table).
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
 func countRows(ctx context.Context, conn driver.Conn, db string) (counts, error) {
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -322,7 +348,7 @@ func waitRows(ctx context.Context, conn driver.Conn, db string, base, want uint6
 		now := time.Now()
 		if err == nil {
 			last, lastErr = c, nil
-			if c.sim-base >= want {
+			if sub(c.sim, base) >= want {
 				return now, c, nil
 			}
 		} else {
@@ -358,7 +384,7 @@ func sampleRows(ctx context.Context, w interface{ Write([]byte) (int, error) }, 
 		if err != nil {
 			continue
 		}
-		n := c.sim - base
+		n := sub(c.sim, base)
 		fmt.Fprintf(w, "e2e: clickhouse rows=%d (+%d/s) probe_rows=%d\n", n, n-min(prev, n), c.probe)
 		prev = n
 	}
@@ -403,6 +429,7 @@ type ProfileResult struct {
 	Path      string
 	TopFlat   string
 	TopCum    string
+	Tags      string // CPU by component label
 	Error     string
 	Duration  time.Duration
 	startedAt time.Time
@@ -450,6 +477,9 @@ func (pr *ProfileResult) stop() *ProfileResult {
 		errs = append(errs, err)
 	}
 	if pr.TopCum, err = pprofTop(pr.Path, true); err != nil {
+		errs = append(errs, err)
+	}
+	if pr.Tags, err = pprofTags(pr.Path); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

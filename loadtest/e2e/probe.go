@@ -58,6 +58,7 @@ type probe struct {
 	pollErrs  int
 	pubDone   chan struct{}
 	highestPb int
+	since     int64 // Unix seconds: rows of earlier runs are older
 }
 
 // startProbe connects the probe device to the broker.
@@ -65,7 +66,7 @@ func startProbe(ctx context.Context, broker string, cred registry.Credential, co
 	p := &probe{cred: cred, conn: conn, db: db, log: log.With("component", "probe"),
 		topic: "polis/v1/" + cred.Site + "/" + cred.Asset + "/telemetry",
 		pubAt: map[int]time.Time{}, acked: map[int]time.Duration{}, seen: map[int]time.Duration{},
-		pubDone: make(chan struct{})}
+		pubDone: make(chan struct{}), since: time.Now().Unix() - 1}
 	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(cred.Username).
 		SetUsername(cred.Username).SetPassword(cred.Password).SetCleanSession(true).
 		SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).SetKeepAlive(30 * time.Second).
@@ -151,7 +152,7 @@ func (p *probe) poll(ctx context.Context) {
 	tick := time.NewTicker(probePoll)
 	defer tick.Stop()
 	var graceEnd <-chan time.Time
-	q := "SELECT value FROM " + p.db + ".telemetry WHERE site = ? AND asset = ? AND metric = '" + probeMetric + "' AND value > ?"
+	q := "SELECT value FROM " + p.db + ".telemetry WHERE site = ? AND asset = ? AND metric = '" + probeMetric + "' AND ts >= toDateTime(?) AND value > ?"
 	for {
 		select {
 		case <-ctx.Done():
@@ -201,7 +202,7 @@ func (p *probe) poll(ctx context.Context) {
 func (p *probe) query(ctx context.Context, q string, above float64) ([]float64, error) {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	rows, err := p.conn.Query(qctx, q, p.cred.Site, p.cred.Asset, above)
+	rows, err := p.conn.Query(qctx, q, p.cred.Site, p.cred.Asset, p.since, above)
 	if err != nil {
 		return nil, fmt.Errorf("cannot query probe rows: %w", err)
 	}

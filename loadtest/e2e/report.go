@@ -85,24 +85,29 @@ func (r *Results) polisSection(b *strings.Builder) {
 	}
 	f("| rows in `%s.telemetry` after shutdown: count() / count() FINAL | %s / %s |\n", r.Config.Database, num(p.RowsAfter), num(p.RowsFinal))
 	eq := "**yes**, exactly"
-	if p.RowsAfter != p.Expected {
+	switch {
+	case p.RowsAfter != p.Expected && p.Baseline > 0:
+		eq = fmt.Sprintf("**NO — %+d rows; the table was not empty, see problems**", int64(p.RowsAfter)-int64(p.Expected))
+	case p.RowsAfter != p.Expected:
 		eq = fmt.Sprintf("**NO — %+d rows: a bug, see problems**", int64(p.RowsAfter)-int64(p.Expected))
 	}
 	f("| rows == points published | %s |\n", eq)
 	if v, ok := p.Metrics["polis_ingest_points_total"]; ok {
-		f("| `polis_ingest_points_total` (includes %s probe points) | %s |\n", num(p.ProbeRows), num(uint64(v)))
+		probes := 0
+		if r.Probe != nil {
+			probes = r.Probe.Acked
+		}
+		f("| `polis_ingest_points_total` (includes %s acknowledged probe points) | %s |\n", num(probes), num(uint64(v)))
 		f("| `polis_ingest_late_points_total` | %s |\n", num(uint64(p.Metrics["polis_ingest_late_points_total"])))
 		f("| `polis_ingest_deadletter_total` / `polis_broker_refused_total` | %s / %s |\n",
 			num(uint64(p.Metrics["polis_ingest_deadletter_total"])), num(uint64(p.Metrics["polis_broker_refused_total"])))
 	}
-	if p.Wall > 0 {
-		line := fmt.Sprintf("%.1f s CPU = %.2f cores", p.SelfCPU.Seconds(), p.SelfCPU.Seconds()/p.Wall.Seconds())
-		f("| CPU of this process (platform + simulator), first publish → all queryable (%s) | %s |\n", p.Wall.Round(time.Millisecond), line)
-		if p.CHCPUKnown {
-			f("| CPU of clickhouse-server, same window | %.1f s CPU = %.2f cores |\n", p.CHCPU.Seconds(), p.CHCPU.Seconds()/p.Wall.Seconds())
-		}
+	if p.CPU.Wall > 0 {
+		f("| CPU, first publish → all queryable (%s) | %s |\n", p.CPU.Wall.Round(time.Millisecond),
+			cpuLine(p.CPU, "this process (platform + simulator)", "clickhouse-server", r.Machine.CPUs))
 	}
 	f("| platform shutdown (drain Kafka into ClickHouse) | %s |\n\n", p.Shutdown.Round(time.Millisecond))
+	r.limits(b)
 	if dl := labelled(p.Metrics, "polis_ingest_deadletter_total{"); dl != "" {
 		f("Dead letters by reason: %s\n\n", dl)
 	}
@@ -120,10 +125,10 @@ func (r *Results) probeSection(b *strings.Builder) {
 		return
 	}
 	f("A separate paho client logged in as device `%s` publishes one point (`%s`) at QoS 1 every %s while the simulator runs; "+
-		"a poller queries ClickHouse every %s (`SELECT value FROM %s.telemetry WHERE site=? AND asset=? AND metric=? AND value > ?`, mean query %s, %s polls, %d failed). "+
+		"a poller queries ClickHouse every %s (`SELECT value FROM %s.telemetry WHERE site=? AND asset=? AND metric='%s' AND ts >= toDateTime(?) AND value > ?`, mean query %s, %s polls, %d failed). "+
 		"Queryable latency = start of the first poll that returned the row − publish time (resolution: the poll interval plus a query). "+
 		"The writer flushes a batch at %s rows or %s after its first record, whichever comes first, so at this rate the batch wait dominates (vary it with `-writer-max-wait`).\n\n",
-		p.Device, probeMetric, probeInterval, probePoll, r.Config.Database, p.PollTime.Round(100*time.Microsecond), num(p.Polls), p.PollErrors,
+		p.Device, probeMetric, probeInterval, probePoll, r.Config.Database, probeMetric, p.PollTime.Round(100*time.Microsecond), num(p.Polls), p.PollErrors,
 		num(r.Config.WriterMaxRows), r.Config.WriterMaxWait)
 	f("| | probes | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|\n")
 	row := func(name string, ds []time.Duration) {
@@ -148,6 +153,9 @@ func (r *Results) profileSection(b *strings.Builder) {
 		"Open it with `go tool pprof -http=: %s`.\n\n", p.Path, p.Duration.Round(time.Millisecond), p.Path)
 	if p.Error != "" {
 		f("Profile problem: %s\n\n", p.Error)
+	}
+	if p.Tags != "" {
+		f("CPU by component (pprof labels set on the goroutines that start each part; goroutines inherit them; unlabelled samples are the Go runtime's own — mostly background GC — and clickhouse-go/kgo goroutines started outside a label):\n\n```\n%s\n```\n\n", p.Tags)
 	}
 	if p.TopFlat != "" {
 		f("Top 15 by flat time (`go tool pprof -top -nodecount=15`):\n\n```\n%s\n```\n\n", p.TopFlat)
@@ -186,11 +194,14 @@ func (r *Results) mosquittoSection(b *strings.Builder) {
 	f("| messages published / acknowledged / errors | %s / %s / %s | | |\n", num(st.Sent), num(st.Acked), num(st.Errors))
 	f("| **messages/s** | **%s** | **%s** | **%s** |\n", rate(float64(st.Sent), secs), rate(ps, 1), ratio(ps, mqMsgs))
 	f("| **points/s** | **%s** | **%s** | **%s** |\n", rate(float64(st.Points), secs), rate(pp, 1), ratio(pp, mqPoints))
-	if mq.CPUKnown && secs > 0 {
-		f("| CPU of the simulator process while publishing | %.2f cores | | |\n", mq.SelfCPU.Seconds()/secs)
-		f("| CPU of mosquitto while publishing | %.2f cores | | |\n", mq.BrokerCPU.Seconds()/secs)
+	if mq.CPU.Wall > 0 {
+		f("| CPU while publishing | %s | | |\n", cpuLine(mq.CPU, "this process (the simulator)", "mosquitto", r.Machine.CPUs))
 	}
 	f("\n")
+	if mq.CPU.Wall > 0 && mq.CPU.Machine >= 0.85*float64(r.Machine.CPUs) {
+		f("The machine's %d CPUs were busy (%.2f cores) and the simulator took %.2f of them: mosquitto's figure is bounded by the simulator sharing the machine, a lower bound of what mosquitto alone can take.\n\n",
+			r.Machine.CPUs, mq.CPU.Machine, mq.CPU.Self)
+	}
 	if mq.LogTail != "" {
 		f("Last lines of mosquitto's log:\n\n```\n%s\n```\n\n", mq.LogTail)
 	}
@@ -215,18 +226,118 @@ func (r *Results) bulkSection(b *strings.Builder) {
 		num(bk.Rows), num(bk.Records), pointsPerRecord, bulkClientDB, strings.Join(bulkColumns, ", "), float64(bk.TSVBytes)/1e6,
 		num(r.Config.WriterMaxRows), r.Config.WriterMaxWait, float64(bk.KafkaBytes)/1e6, bk.ProduceTook.Round(time.Millisecond), num(bk.Rows))
 	f("| path | rows | time | **rows/s** | clickhouse-server CPU |\n|---|---|---|---|---|\n")
-	chc := func(d time.Duration, took time.Duration) string {
-		if !bk.CPUKnown || took <= 0 {
+	chc := func(u CPUUse) string {
+		if u.Other < 0 {
 			return "n/a"
 		}
-		return fmt.Sprintf("%.1f s (%.2f cores)", d.Seconds(), d.Seconds()/took.Seconds())
+		return fmt.Sprintf("%.2f cores", u.Other)
 	}
 	cr := float64(bk.ClientRows) / max(bk.ClientTook.Seconds(), 1e-9)
 	wr := float64(bk.WriterRows) / max(bk.WriterTook.Seconds(), 1e-9)
-	f("| clickhouse-client, TSV | %s | %s | **%s** | %s |\n", num(bk.ClientRows), bk.ClientTook.Round(time.Millisecond), rate(cr, 1), chc(bk.ClientCHCPU, bk.ClientTook))
-	f("| storage writer, Kafka → native columnar batches | %s | %s | **%s** | %s |\n", num(bk.WriterRows), bk.WriterTook.Round(time.Millisecond), rate(wr, 1), chc(bk.WriterCHCPU, bk.WriterTook))
-	f("\nWriter / clickhouse-client: **%s**. The writer process used %.1f s CPU (%.2f cores) decoding JSON records and building columns.\n\n",
-		ratio(wr, cr), bk.WriterSelfCPU.Seconds(), bk.WriterSelfCPU.Seconds()/max(bk.WriterTook.Seconds(), 1e-9))
+	f("| clickhouse-client, TSV | %s | %s | **%s** | %s |\n", num(bk.ClientRows), bk.ClientTook.Round(time.Millisecond), rate(cr, 1), chc(bk.ClientCPU))
+	f("| storage writer, Kafka → native columnar batches | %s | %s | **%s** | %s |\n", num(bk.WriterRows), bk.WriterTook.Round(time.Millisecond), rate(wr, 1), chc(bk.WriterCPU))
+	f("\nWriter / clickhouse-client: **%s**. While the writer ran, this process (Kafka consumer, JSON decoding, columns, clickhouse-go) used %.2f cores", ratio(wr, cr), bk.WriterCPU.Self)
+	if bk.WriterCPU.Machine >= 0 {
+		f(" and the whole machine %.2f of %d", bk.WriterCPU.Machine, r.Machine.CPUs)
+	}
+	f(".\n\n")
+}
+
+// limits explains the Polis throughput from the platform's own metrics.
+func (r *Results) limits(b *strings.Builder) {
+	p := r.Polis
+	mean := func(name string) (time.Duration, bool) {
+		n := p.Metrics[name+"_count"]
+		if n <= 0 {
+			return 0, false
+		}
+		return time.Duration(p.Metrics[name+"_sum"] / n * float64(time.Second)), true
+	}
+	pub, ok1 := mean("polis_broker_publish_seconds")
+	prod, ok2 := mean("polis_ingest_produce_seconds")
+	if !ok1 || !ok2 || pub <= 0 {
+		return
+	}
+	conns := float64(r.Fleet.Gateways)
+	fmt.Fprintf(b, "What limits it: the broker acknowledges a QoS 1 publish only once Kafka has the record, and it handles a connection's publishes one at a time "+
+		"(mochi-mqtt calls the OnPublish hook from the connection's read loop, which waits for the Kafka acknowledgement). "+
+		"Mean time from a publish's arrival to its Kafka acknowledgement (`polis_broker_publish_seconds`): %s, of which the produce (`polis_ingest_produce_seconds`) %s. "+
+		"With %s connections, each holding at most one publish in the broker, that allows at most %s ÷ %s ≈ %s messages/s; measured %s. ",
+		msPrec(pub), msPrec(prod), num(r.Fleet.Gateways), num(r.Fleet.Gateways), msPrec(pub), rate(conns, pub.Seconds()),
+		rate(float64(p.Stats.Sent), p.Stats.Elapsed.Seconds()))
+	shares := map[string]float64{}
+	if r.Profile != nil {
+		shares = parseTags(r.Profile.Tags)
+	}
+	u := p.CPU
+	if plat, ok := shares["platform"]; ok && u.Self > 0 {
+		pc := u.Self * plat
+		fmt.Fprintf(b, "Of this process's %.2f cores, the platform took ≈ %.2f and the simulator ≈ %.2f (profile labels, §3): ≈ %s messages/s (%s points/s) per core of platform CPU, ClickHouse not counted. ",
+			u.Self, pc, u.Self*shares["simulator"], rate(float64(p.Stats.Sent)/p.Stats.Elapsed.Seconds(), pc), rate(float64(p.Stats.Points)/p.Stats.Elapsed.Seconds(), pc))
+	}
+	measured := float64(p.Stats.Sent) / p.Stats.Elapsed.Seconds()
+	bound := conns / pub.Seconds()
+	switch {
+	case u.Machine < 0:
+		fmt.Fprintf(b, "\n\n")
+	case u.Machine >= 0.85*float64(r.Machine.CPUs) && measured < 0.7*bound:
+		fmt.Fprintf(b, "The machine's CPUs were saturated (%.2f of %d cores busy) and the rate stayed well under the round-trip bound: **CPU is the limit on this machine**, "+
+			"shared by the platform, the simulator and ClickHouse (see the profile for where the platform's share goes).\n\n", u.Machine, r.Machine.CPUs)
+	case u.Machine >= 0.85*float64(r.Machine.CPUs):
+		fmt.Fprintf(b, "The machine's CPUs were saturated (%.2f of %d cores busy) and the rate is close to the round-trip bound: both limit it.\n\n", u.Machine, r.Machine.CPUs)
+	default:
+		fmt.Fprintf(b, "The machine was not CPU-bound (%.2f of %d cores busy): the per-connection Kafka round trip, not CPU, sets the rate; "+
+			"more connections, a producer linger that batches more records per request (`-kafka-linger`), or acknowledging before Kafka would raise it.\n\n", u.Machine, r.Machine.CPUs)
+	}
+}
+
+// parseTags reads `go tool pprof -tags` output for the component label:
+// "  5.01s (62.94%): platform" lines, as fractions of all samples.
+func parseTags(out string) map[string]float64 {
+	m := map[string]float64{}
+	in := false
+	for _, l := range strings.Split(out, "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "component:") {
+			in = true
+			continue
+		}
+		if !in {
+			continue
+		}
+		if strings.HasSuffix(t, ":") || strings.Contains(t, ": Total") {
+			break
+		}
+		lo, hi := strings.IndexByte(t, '('), strings.Index(t, "%):")
+		if lo < 0 || hi < lo {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(t[lo+1:hi]), 64)
+		if err != nil {
+			continue
+		}
+		m[strings.TrimSpace(t[hi+3:])] = v / 100
+	}
+	return m
+}
+
+// cpuLine describes a CPUUse.
+func cpuLine(u CPUUse, self, other string, cpus int) string {
+	s := fmt.Sprintf("%s %.2f cores", self, u.Self)
+	if u.Other >= 0 {
+		s += fmt.Sprintf(", %s %.2f cores", other, u.Other)
+	}
+	if u.Machine >= 0 {
+		s += fmt.Sprintf(", whole machine %.2f of %d cores", u.Machine, cpus)
+		if rest := u.Machine - u.Self - max(u.Other, 0); rest >= 0.05 {
+			s += fmt.Sprintf(" (other processes %.2f)", rest)
+		}
+	}
+	return s
+}
+
+func msPrec(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
 
 // labelled lists the labelled series of one metric as "label value, ...".

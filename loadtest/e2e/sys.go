@@ -106,6 +106,63 @@ func procCPUOf(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
+// machineBusy is the CPU time all processes of the machine used so far
+// (user, nice, system, irq, softirq, steal from /proc/stat), or -1.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return -1
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// cpuWindow samples this process, another process and the whole machine.
+type cpuWindow struct {
+	self, other, machine time.Duration
+	at                   time.Time
+}
+
+func sampleCPU(pid int) cpuWindow {
+	return cpuWindow{self: selfCPU(), other: procCPUOf(pid), machine: machineBusy(), at: time.Now()}
+}
+
+// CPUUse is CPU used over a wall-clock window, in cores.
+type CPUUse struct {
+	Wall    time.Duration
+	Self    float64 // this process
+	Other   float64 // the server process (ClickHouse or mosquitto); <0 unknown
+	Machine float64 // every process on the machine; <0 unknown
+}
+
+func (w cpuWindow) since(w0 cpuWindow) CPUUse {
+	u := CPUUse{Wall: w.at.Sub(w0.at), Other: -1, Machine: -1}
+	secs := u.Wall.Seconds()
+	if secs <= 0 {
+		return u
+	}
+	u.Self = (w.self - w0.self).Seconds() / secs
+	if w.other >= 0 && w0.other >= 0 {
+		u.Other = (w.other - w0.other).Seconds() / secs
+	}
+	if w.machine >= 0 && w0.machine >= 0 {
+		u.Machine = (w.machine - w0.machine).Seconds() / secs
+	}
+	return u
+}
+
 // findPID returns the first process whose command line contains substr,
 // or 0.
 func findPID(substr string) int {
@@ -180,17 +237,26 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 	return out, nil
 }
 
+// pprofTags runs `go tool pprof -tags` on a profile: CPU by pprof label.
+func pprofTags(path string) (string, error) {
+	return goToolPprof("-tags", path)
+}
+
 // pprofTop runs `go tool pprof -top` on a profile.
 func pprofTop(path string, cum bool) (string, error) {
+	args := []string{"-top", "-nodecount=15"}
+	if cum {
+		args = append(args, "-cum")
+	}
+	return goToolPprof(append(args, path)...)
+}
+
+func goToolPprof(args ...string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("cannot find the go command for pprof: %w", err)
 	}
-	args := []string{"tool", "pprof", "-top", "-nodecount=15"}
-	if cum {
-		args = append(args, "-cum")
-	}
-	args = append(args, path)
+	args = append([]string{"tool", "pprof"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, goBin, args...).CombinedOutput()
