@@ -1,9 +1,10 @@
 package record
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // DeadLetter is the value of a record on the dead-letter topic: an MQTT

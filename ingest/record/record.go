@@ -5,8 +5,10 @@ package record
 
 import (
 	"encoding/json"
+
 	"errors"
 	"fmt"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // Version is written in every record; consumers refuse versions they do not know.
@@ -48,7 +50,7 @@ type Record struct {
 // Marshal encodes r for Kafka.
 func Marshal(r *Record) ([]byte, error) {
 	r.V = Version
-	return json.Marshal(r)
+	return segjson.Marshal(r)
 }
 
 // ErrVersion marks a record written by an unknown (newer) producer.
@@ -57,7 +59,7 @@ var ErrVersion = errors.New("unknown record version")
 // Unmarshal decodes a Kafka record value.
 func Unmarshal(b []byte, r *Record) error {
 	*r = Record{}
-	if err := json.Unmarshal(b, r); err != nil {
+	if err := segjson.Unmarshal(b, r); err != nil {
 		return fmt.Errorf("cannot decode record: %w", err)
 	}
 	if r.V != Version {
