@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/internal/platform"
 	"github.com/polis-platform/polis/twin/registry"
@@ -228,5 +230,29 @@ func TestGracefulShutdown_NothingAcceptedIsLost(t *testing.T) {
 	stop(t, p2)
 	if got := e.count(t, "SELECT count() FROM %s.telemetry"); got != uint64(want) {
 		t.Fatalf("after restart; got %d stored rows; want %d", got, want)
+	}
+}
+
+// With --kafka-brokers the platform starts no cluster of its own and uses
+// the given one (here a separate kfake cluster standing in for Kafka).
+func TestExternalKafka_UsedInsteadOfEmbedded(t *testing.T) {
+	e := newEnv(t)
+	ext, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	e.cfg.KafkaBrokers = ext.Addrs()
+	p := e.start(t)
+	if strings.Join(p.Brokers, ",") != strings.Join(ext.Addrs(), ",") {
+		t.Fatalf("platform uses %v; want the external cluster %v", p.Brokers, ext.Addrs())
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.DataDir, "kafka")); err == nil {
+		t.Fatal("an embedded Kafka log was created although --kafka-brokers was given")
+	}
+	want := e.publishAll(t, p, 3, 20)
+	stop(t, p)
+	if got := e.count(t, "SELECT count() FROM %s.telemetry FINAL"); got != uint64(want) {
+		t.Fatalf("unexpected rows; got %d; want %d", got, want)
 	}
 }
