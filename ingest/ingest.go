@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,12 @@ func (p *Pipeline) Handle(ctx context.Context, msg Message) (Outcome, *Rejection
 		return Ignored, nil, nil
 	}
 	if err != nil {
+		// Keep whatever site and asset the topic names, so the dead letter
+		// is keyed (and partitioned) like the device's other records.
+		parts := strings.SplitN(strings.TrimPrefix(msg.Topic, topic.Prefix), "/", 3)
+		if len(parts) == 3 {
+			tp.Site, tp.Asset = parts[0], parts[1]
+		}
 		return p.deadLetter(ctx, msg, tp, "bad_topic", err.Error())
 	}
 	if len(msg.Payload) > p.o.MaxPayload {
