@@ -47,7 +47,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// ClickHouse: reuse one answering on the address (a previous run), else start ours.
 	var ch *chserver.Server
-	if !clickhouseAnswers(ctx, cfg.ClickHouseAddr) {
+	if clickhouseAnswers(ctx, cfg.ClickHouseAddr) {
+		fmt.Fprintf(stdout, "a ClickHouse already answers on %s: using it (data is wherever that server keeps it, not %s)\n",
+			cfg.ClickHouseAddr, filepath.Join(cfg.DataDir, "clickhouse"))
+	} else {
 		_, port, err := net.SplitHostPort(cfg.ClickHouseAddr)
 		if err != nil {
 			return fmt.Errorf("cannot parse --clickhouse %q: %w", cfg.ClickHouseAddr, err)
