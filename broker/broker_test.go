@@ -24,6 +24,7 @@ import (
 	"github.com/polis-platform/polis/ingest"
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -458,13 +459,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) f
 
 func eventually(t *testing.T, total time.Duration, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", total)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, total, 50*time.Millisecond, f, "polled condition")
 }
 
 func TestOversizedPacket_Refused(t *testing.T) {

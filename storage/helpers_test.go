@@ -17,6 +17,7 @@ import (
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/storage/schema"
 )
 
@@ -25,16 +26,7 @@ func TestMain(m *testing.M) { chtest.Main(m) }
 // eventually polls f every step until it holds or timeout passes.
 func eventually(t testing.TB, timeout, step time.Duration, f func() bool, format string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if f() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(step)
-	}
+	testutil.Eventually(t, timeout, step, f, format, args...)
 }
 
 func testLogger() *slog.Logger {

@@ -20,6 +20,7 @@ import (
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -131,13 +132,7 @@ func (e *env) count(t *testing.T, query string) uint64 {
 
 func eventually(t *testing.T, total time.Duration, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", total)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(t, total, 100*time.Millisecond, f, "polled condition")
 }
 
 func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
