@@ -16,6 +16,8 @@ const (
 	TableEvents      = "events"
 	TableDeadLetter  = "deadletter"
 	TableMigrations  = "schema_migrations"
+	TableLifecycle   = "lifecycle_events"
+	TableSnapshots   = "twin_snapshots"
 )
 
 // Options tune the generated DDL. They are read when a migration is first
@@ -61,6 +63,8 @@ func Migrations(f Flavor, db string, o Options) []Migration {
 		}},
 		{Version: 3, Name: "events", Statements: []string{d.events()}},
 		{Version: 4, Name: "deadletter", Statements: []string{d.deadLetter()}},
+		{Version: 5, Name: "lifecycle_events", Statements: []string{d.lifecycle()}},
+		{Version: 6, Name: "twin_snapshots", Statements: []string{d.snapshots()}},
 	}
 }
 
@@ -254,4 +258,39 @@ func (d dialect) deadLetter() string {
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(received)
 ORDER BY (reason, site, asset, received, cityHash64(topic, payload))` + d.ttl("received", d.o.DeadLetterRetentionDays)
+}
+
+// lifecycle keeps every asset lifecycle change with who or what caused it:
+// the milestone portal counts states from here, so nothing expires.
+func (d dialect) lifecycle() string {
+	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + TableLifecycle + `
+(
+    site ` + d.label() + `,
+    asset ` + d.label() + `,
+    from_state ` + d.label() + `,
+    to_state ` + d.label() + `,
+    ts ` + d.time("DoubleDelta, ZSTD(1)") + `,` + d.msColumn("ts") + `
+    actor String,
+    cause String
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, ts` + d.msKey("ts") + `, to_state)`
+}
+
+// snapshots holds the twin's state per Kafka partition with the offsets it
+// reflects (JSON, topic -> next offset); a restarted or new owner of the
+// partition restores the newest one and replays from its offsets. Older
+// snapshots collapse on merge.
+func (d dialect) snapshots() string {
+	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + TableSnapshots + `
+(
+    partition UInt32,
+    taken_ms UInt64,
+    offsets String,
+    data String` + d.codec("ZSTD(3)") + `
+)
+ENGINE = ReplacingMergeTree(taken_ms)
+PARTITION BY tuple()
+ORDER BY (partition)`
 }

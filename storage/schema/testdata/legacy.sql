@@ -119,3 +119,31 @@ CREATE TABLE IF NOT EXISTS polis.deadletter
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(received)
 ORDER BY (reason, site, asset, received, cityHash64(topic, payload));
+
+-- migration 5: lifecycle_events
+CREATE TABLE IF NOT EXISTS polis.lifecycle_events
+(
+    site String,
+    asset String,
+    from_state String,
+    to_state String,
+    ts DateTime('UTC'),
+    ts_ms UInt16,
+    actor String,
+    cause String
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, ts, ts_ms, to_state);
+
+-- migration 6: twin_snapshots
+CREATE TABLE IF NOT EXISTS polis.twin_snapshots
+(
+    partition UInt32,
+    taken_ms UInt64,
+    offsets String,
+    data String
+)
+ENGINE = ReplacingMergeTree(taken_ms)
+PARTITION BY tuple()
+ORDER BY (partition);

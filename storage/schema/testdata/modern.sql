@@ -123,3 +123,30 @@ PARTITION BY toYYYYMM(received)
 ORDER BY (reason, site, asset, received, cityHash64(topic, payload))
 TTL toDateTime(received) + INTERVAL 30 DAY
 SETTINGS ttl_only_drop_parts = 1;
+
+-- migration 5: lifecycle_events
+CREATE TABLE IF NOT EXISTS polis.lifecycle_events
+(
+    site LowCardinality(String),
+    asset LowCardinality(String),
+    from_state LowCardinality(String),
+    to_state LowCardinality(String),
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    actor String,
+    cause String
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, ts, to_state);
+
+-- migration 6: twin_snapshots
+CREATE TABLE IF NOT EXISTS polis.twin_snapshots
+(
+    partition UInt32,
+    taken_ms UInt64,
+    offsets String,
+    data String CODEC(ZSTD(3))
+)
+ENGINE = ReplacingMergeTree(taken_ms)
+PARTITION BY tuple()
+ORDER BY (partition);
