@@ -110,6 +110,7 @@ func Generate(opts GenerateOptions) (*Registry, []Credential, error) {
 		return nil, nil, fmt.Errorf("cannot generate fleet: %w", err)
 	}
 	g.addAssets(sites)
+	decorate(sites, newRand(opts.Seed, "details"))
 
 	mac := hmac.New(sha256.New, secretKey(opts.Seed))
 	var sum, salt []byte

@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"time"
+
+	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
 // SiteKind tells a post office from a coworking space.
@@ -38,6 +41,14 @@ type Site struct {
 	Lat        float64  `json:"lat,omitempty"`
 	Lon        float64  `json:"lon,omitempty"`
 	Assets     []*Asset `json:"assets"`
+
+	// Fields below are described in site.go.
+	ProvinceName string        `json:"province_name,omitempty"` // PROVINCIA_CM, for sites made from the ISTAT list
+	Address      string        `json:"address,omitempty"`
+	OpeningHours *OpeningHours `json:"opening_hours,omitempty"`
+	CUP          string        `json:"cup,omitempty"` // project code (Codice Unico di Progetto)
+	CIG          string        `json:"cig,omitempty"` // supply contract code (Codice Identificativo Gara)
+	Coworking    *Coworking    `json:"coworking,omitempty"`
 }
 
 // Asset is one device of a site.
@@ -46,6 +57,11 @@ type Asset struct {
 	Type string `json:"type"`
 	// SecretHash is the device secret, hashed (see HashSecret).
 	SecretHash string `json:"secret_hash,omitempty"`
+
+	Supplier    string          `json:"supplier,omitempty"`
+	CIG         string          `json:"cig,omitempty"`       // the asset's own supply contract, when not the site's
+	Lifecycle   lifecycle.State `json:"lifecycle,omitempty"` // empty in registries written before lifecycles
+	InstalledAt time.Time       `json:"installed_at,omitzero"`
 }
 
 // Username is the MQTT username of an asset.

@@ -1,0 +1,384 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	DefaultAcceptancePeriod = 72 * time.Hour
+	DefaultGrace            = time.Hour
+)
+
+// Options tunes the evidence rules.
+//
+// Acceptance: an installed asset becomes commissioned once it has sent its
+// first valid telemetry and then stayed online for AcceptancePeriod. The
+// period starts at the first telemetry. Going offline for at most Grace is
+// tolerated (a router reboot, a broker restart) and the time counts; an
+// offline gap longer than Grace restarts the period at reconnection. An asset
+// must be online at the moment it is commissioned. Telemetry counts as being
+// online; going offline is known only from ObserveStatus, so the caller (the
+// twin, which also derives offline from staleness) must report it.
+type Options struct {
+	AcceptancePeriod time.Duration // 0 means DefaultAcceptancePeriod
+	Grace            time.Duration // 0 means DefaultGrace; negative means no grace
+}
+
+func (o Options) withDefaults() Options {
+	if o.AcceptancePeriod <= 0 {
+		o.AcceptancePeriod = DefaultAcceptancePeriod
+	}
+	if o.Grace == 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.Grace < 0 {
+		o.Grace = 0
+	}
+	return o
+}
+
+type key struct{ site, asset string }
+
+// asset is one asset's state and the evidence gathered so far.
+type asset struct {
+	State          State     `json:"state"`
+	FirstTelemetry time.Time `json:"first_telemetry,omitzero"`
+	AcceptStart    time.Time `json:"accept_start,omitzero"` // start of the running acceptance period
+	Online         bool      `json:"online,omitempty"`
+	OnlineSince    time.Time `json:"online_since,omitzero"`
+	OfflineSince   time.Time `json:"offline_since,omitzero"`
+}
+
+// Tracker holds the lifecycle state of every asset and applies operator
+// calls and field evidence to it. It is safe for concurrent use. Evidence for
+// one asset must arrive in time order, as it does from one Kafka partition.
+type Tracker struct {
+	opts Options
+
+	mu      sync.Mutex
+	assets  map[key]*asset
+	pending map[key]struct{} // installed assets with an acceptance period running
+	counts  map[State]int
+	bySite  map[string]map[State]int
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(opts Options) *Tracker {
+	t := &Tracker{opts: opts.withDefaults()}
+	t.reset()
+	return t
+}
+
+func (t *Tracker) reset() {
+	t.assets = map[key]*asset{}
+	t.pending = map[key]struct{}{}
+	t.counts = map[State]int{}
+	t.bySite = map[string]map[State]int{}
+}
+
+// Options returns the options in force, defaults filled in.
+func (t *Tracker) Options() Options { return t.opts }
+
+// Add registers an asset in state s without an event: it is how the tracker
+// learns the fleet from the registry at start. Adding an asset twice is an error.
+func (t *Tracker) Add(site, asset string, s State) error {
+	if !s.Valid() {
+		return fmt.Errorf("cannot add asset %s/%s: invalid state %q", site, asset, s)
+	}
+	if site == "" || asset == "" {
+		return fmt.Errorf("cannot add asset %q/%q: empty id", site, asset)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	if _, ok := t.assets[k]; ok {
+		return fmt.Errorf("cannot add asset %s/%s: already tracked", site, asset)
+	}
+	t.assets[k] = newAsset(s)
+	t.count(site, s, +1)
+	return nil
+}
+
+func newAsset(s State) *asset { return &asset{State: s} }
+
+func (t *Tracker) count(site string, s State, d int) {
+	t.counts[s] += d
+	if t.counts[s] == 0 {
+		delete(t.counts, s)
+	}
+	m := t.bySite[site]
+	if m == nil {
+		m = map[State]int{}
+		t.bySite[site] = m
+	}
+	m[s] += d
+	if m[s] == 0 {
+		delete(m, s)
+	}
+	if len(m) == 0 {
+		delete(t.bySite, site)
+	}
+}
+
+// State returns an asset's current state.
+func (t *Tracker) State(site, asset string) (State, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.assets[key{site, asset}]
+	if !ok {
+		return "", false
+	}
+	return a.State, true
+}
+
+// Counts returns how many assets are in each state, fleet-wide. States with
+// no asset are absent.
+func (t *Tracker) Counts() map[State]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.counts)
+}
+
+// SiteCounts returns how many assets of one site are in each state.
+func (t *Tracker) SiteCounts(site string) map[State]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := maps.Clone(t.bySite[site])
+	if out == nil {
+		out = map[State]int{}
+	}
+	return out
+}
+
+// Transition applies an operator's call. It is refused, with a
+// *TransitionError wrapping ErrNotAllowed, unless the table allows from → to.
+// An empty cause is recorded as CauseAPI.
+func (t *Tracker) Transition(site, asset string, to State, actor, cause string, at time.Time) (Event, error) {
+	if actor == "" {
+		return Event{}, fmt.Errorf("cannot move asset %s/%s to %s: no actor", site, asset, to)
+	}
+	if cause == "" {
+		cause = CauseAPI
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	a, ok := t.assets[k]
+	if !ok {
+		return Event{}, fmt.Errorf("cannot move asset %s/%s to %s: %w", site, asset, to, ErrUnknownAsset)
+	}
+	if !Allowed(a.State, to) {
+		err := &TransitionError{Site: site, Asset: asset, From: a.State, To: to, Allowed: Next(a.State)}
+		return Event{}, fmt.Errorf("cannot move asset: %w", err)
+	}
+	return t.move(k, a, to, actor, cause, at), nil
+}
+
+// move changes state, keeping counts and the pending set in step.
+func (t *Tracker) move(k key, a *asset, to State, actor, cause string, at time.Time) Event {
+	e := Event{Site: k.site, Asset: k.asset, From: a.State, To: to, At: at, Actor: actor, Cause: cause}
+	t.count(k.site, a.State, -1)
+	t.count(k.site, to, +1)
+	a.State = to
+	if to != Installed {
+		// Acceptance only matters while installed; a later move by hand
+		// (or a fault) ends it.
+		a.AcceptStart = time.Time{}
+		delete(t.pending, k)
+	}
+	return e
+}
+
+// ObserveTelemetry records that the asset sent valid telemetry at at (the
+// caller has validated it). A planned asset that reports is on site, so it
+// becomes installed; an installed asset starts its acceptance period.
+func (t *Tracker) ObserveTelemetry(site, asset string, at time.Time) []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	a, ok := t.assets[k]
+	if !ok {
+		return nil
+	}
+	var out []Event
+	t.online(a, at)
+	if a.State == Planned {
+		out = append(out, t.move(k, a, Installed, ActorSystem, CauseFirstTelemetry, at))
+	}
+	if a.State == Installed && a.AcceptStart.IsZero() {
+		if a.FirstTelemetry.IsZero() {
+			a.FirstTelemetry = at
+		}
+		a.AcceptStart = at
+		t.pending[k] = struct{}{}
+	}
+	if e, ok := t.check(k, a, at); ok {
+		out = append(out, e)
+	}
+	return out
+}
+
+// ObserveStatus records the asset going online or offline at at.
+func (t *Tracker) ObserveStatus(site, asset string, online bool, at time.Time) []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	a, ok := t.assets[k]
+	if !ok {
+		return nil
+	}
+	if !online {
+		if a.Online {
+			a.Online = false
+			a.OfflineSince = at
+		}
+		return nil
+	}
+	t.online(a, at)
+	if e, ok := t.check(k, a, at); ok {
+		return []Event{e}
+	}
+	return nil
+}
+
+// online marks the asset online, restarting a running acceptance period if
+// the asset was offline for longer than the grace period.
+func (t *Tracker) online(a *asset, at time.Time) {
+	if a.Online {
+		return
+	}
+	if !a.AcceptStart.IsZero() && at.Sub(a.OfflineSince) > t.opts.Grace {
+		a.AcceptStart = at
+	}
+	a.Online = true
+	a.OnlineSince = at
+}
+
+// ObserveFault records a fault reported by the device itself (an ATM's
+// fault event, an inverter error). An asset in service (commissioned or
+// operational) becomes faulty; repair is confirmed by an operator call.
+func (t *Tracker) ObserveFault(site, asset string, at time.Time) []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	a, ok := t.assets[k]
+	if !ok || (a.State != Commissioned && a.State != Operational) {
+		return nil
+	}
+	return []Event{t.move(k, a, Faulty, ActorSystem, CauseFault, at)}
+}
+
+// Tick commissions the installed assets whose acceptance period completed by
+// now. Call it periodically (once a minute is plenty): the event time is when
+// the evidence completed, not when Tick noticed, so the tick rate does not
+// change the record.
+func (t *Tracker) Tick(now time.Time) []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Event
+	for k := range t.pending {
+		if e, ok := t.check(k, t.assets[k], now); ok {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Site != out[j].Site {
+			return out[i].Site < out[j].Site
+		}
+		return out[i].Asset < out[j].Asset
+	})
+	return out
+}
+
+// check commissions the asset if, at now, its acceptance period is complete
+// and it is online. The event is dated when the period completed, or when
+// the asset came back within the grace period, whichever is later.
+func (t *Tracker) check(k key, a *asset, now time.Time) (Event, bool) {
+	if a.State != Installed || a.AcceptStart.IsZero() || !a.Online {
+		return Event{}, false
+	}
+	done := a.AcceptStart.Add(t.opts.AcceptancePeriod)
+	if now.Before(done) {
+		return Event{}, false
+	}
+	at := done
+	if a.OnlineSince.After(at) {
+		at = a.OnlineSince
+	}
+	return t.move(k, a, Commissioned, ActorSystem, CauseAcceptance, at), true
+}
+
+type snapshotAsset struct {
+	Site  string `json:"site"`
+	Asset string `json:"asset"`
+	asset
+}
+
+type snapshot struct {
+	Version int             `json:"version"`
+	Assets  []snapshotAsset `json:"assets"`
+}
+
+// Snapshot returns the tracker's state as JSON, for recovery after a restart.
+func (t *Tracker) Snapshot() ([]byte, error) {
+	t.mu.Lock()
+	s := snapshot{Version: 1, Assets: make([]snapshotAsset, 0, len(t.assets))}
+	for k, a := range t.assets {
+		s.Assets = append(s.Assets, snapshotAsset{Site: k.site, Asset: k.asset, asset: *a})
+	}
+	t.mu.Unlock()
+	sort.Slice(s.Assets, func(i, j int) bool {
+		if s.Assets[i].Site != s.Assets[j].Site {
+			return s.Assets[i].Site < s.Assets[j].Site
+		}
+		return s.Assets[i].Asset < s.Assets[j].Asset
+	})
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode lifecycle snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// Restore replaces the tracker's state with a Snapshot. On error the tracker
+// is left unchanged.
+func (t *Tracker) Restore(b []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("cannot restore lifecycle snapshot: %w", err)
+	}
+	if s.Version != 1 {
+		return fmt.Errorf("cannot restore lifecycle snapshot: version %d, want 1", s.Version)
+	}
+	n := &Tracker{opts: t.opts}
+	n.reset()
+	for i, sa := range s.Assets {
+		k := key{sa.Site, sa.Asset}
+		switch {
+		case sa.Site == "" || sa.Asset == "":
+			return fmt.Errorf("cannot restore lifecycle snapshot: asset %d: empty id", i)
+		case !sa.State.Valid():
+			return fmt.Errorf("cannot restore lifecycle snapshot: asset %s/%s: invalid state %q", sa.Site, sa.Asset, sa.State)
+		case n.assets[k] != nil:
+			return fmt.Errorf("cannot restore lifecycle snapshot: asset %s/%s listed twice", sa.Site, sa.Asset)
+		case sa.State != Installed && !sa.AcceptStart.IsZero():
+			return fmt.Errorf("cannot restore lifecycle snapshot: asset %s/%s: acceptance running in state %s", sa.Site, sa.Asset, sa.State)
+		}
+		a := sa.asset
+		n.assets[k] = &a
+		n.count(k.site, a.State, +1)
+		if !a.AcceptStart.IsZero() {
+			n.pending[k] = struct{}{}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.assets, t.pending, t.counts, t.bySite = n.assets, n.pending, n.counts, n.bySite
+	return nil
+}
