@@ -57,6 +57,8 @@ type Service struct {
 	killed atomic.Bool
 	// restored counts partitions restored from a snapshot (tests, metrics).
 	restored atomic.Int64
+	hub      hub
+	owners   owners
 }
 
 type owned struct {
@@ -113,6 +115,9 @@ func (s *Service) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(s.o.Brokers...),
 		kgo.ConsumerGroup(bus.GroupTwin),
+		// The client id carries this instance's API address, so any
+		// instance can tell who owns a partition (Owner).
+		kgo.ClientID(s.o.InstanceID),
 		kgo.ConsumeTopics(Topics...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -124,6 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot create twin consumer: %w", err)
 	}
 	defer cl.Close() // leaves the group
+	defer s.owners.close()
 	tick := time.NewTicker(s.o.SnapshotEvery)
 	defer tick.Stop()
 	for {
@@ -154,6 +160,7 @@ func (s *Service) apply(fs kgo.Fetches) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var rec record.Record
+	publish := s.hub.active()
 	fs.EachRecord(func(kr *kgo.Record) {
 		o, ok := s.parts[kr.Partition]
 		if !ok {
@@ -167,7 +174,12 @@ func (s *Service) apply(fs kgo.Fetches) {
 			s.log.Warn("skipping a record the twin cannot decode", "topic", kr.Topic, "offset", kr.Offset, "err", err)
 			return
 		}
-		o.p.Apply(&rec)
+		c := o.p.Apply(&rec)
+		if publish {
+			if u, ok := updateOf(&rec, c); ok {
+				s.hub.publish(u)
+			}
+		}
 	})
 }
 

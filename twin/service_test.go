@@ -229,6 +229,14 @@ func TestRecovery_KilledMidStreamEqualsNeverStopped(t *testing.T) {
 	a, cancelA, doneA := f.start("a")
 	f.produce(10)
 	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, func() bool { return f.caughtUp(a) }, "instance a catches up")
+	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, func() bool {
+		var n uint64
+		q := "SELECT uniqExact(partition) FROM " + f.opts.Database + ".twin_snapshots"
+		if err := f.opts.Conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == partitions
+	}, "instance a snapshots every partition")
 	f.produce(5)
 	a.killed.Store(true) // dies without a last snapshot, mid-stream
 	cancelA()
@@ -260,4 +268,23 @@ func TestSharding_TakeoverLosesNothing(t *testing.T) {
 		return len(b.Owned()) == partitions && f.caughtUp(b)
 	}, "b takes over every partition (b owns %v)", b.Owned())
 	f.equalToReference(b)
+}
+
+func TestOwner_FromGroupDescription(t *testing.T) {
+	f := newFixture(t)
+	a, _, _ := f.start("http://127.0.0.1:1")
+	b, _, _ := f.start("http://127.0.0.1:2")
+	f.produce(2)
+	testutil.Eventually(t, 60*time.Second, 50*time.Millisecond, func() bool {
+		return len(a.Owned()) > 0 && len(b.Owned()) > 0 && len(a.Owned())+len(b.Owned()) == partitions
+	}, "both instances own partitions")
+	// The owner cache lives a second; the group's view converges.
+	testutil.Eventually(t, 10*time.Second, 100*time.Millisecond, func() bool {
+		for _, p := range a.Owned() {
+			if got, err := b.Owner(context.Background(), p); err != nil || got != "http://127.0.0.1:1" {
+				return false
+			}
+		}
+		return true
+	}, "b sees a as the owner of a's partitions %v", a.Owned())
 }
