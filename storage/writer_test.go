@@ -318,3 +318,28 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("unexpected throttling; got %s; want %s", strings.Join(got, " "), want)
 	}
 }
+
+func TestRaw_ReadsOneSeriesInOrder(t *testing.T) {
+	addr := chtest.Shared(t)
+	e := newEnv(t, addr, chtest.Database(t, addr))
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var values [][]byte
+	for i := range 10 {
+		b, err := record.Marshal(&record.Record{Kind: record.KindTelemetry, Site: "PO-001001-1", Asset: "env-1", Received: base.UnixMilli(),
+			Points: []record.Point{{Metric: "temp_c", TS: base.Add(time.Duration(i) * 250 * time.Millisecond).UnixMilli(), Value: float64(i)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, b)
+	}
+	e.produce(t, bus.TopicTelemetry, values...)
+	e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
+	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 10 }, "10 rows stored")
+	got, err := Raw(context.Background(), e.conn, e.db, schema.Legacy, "PO-001001-1", "env-1", "temp_c", base.Add(500*time.Millisecond), base.Add(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 6 || got[0].Value != 2 || got[5].Value != 7 || !got[1].TS.Equal(base.Add(750*time.Millisecond)) {
+		t.Fatalf("unexpected samples %v", got)
+	}
+}
