@@ -1,5 +1,20 @@
-// Package api serves the HTTP API of the platform. For now: health,
-// readiness and Prometheus metrics; the twin, rules and portal APIs join it.
+// Package api serves the HTTP API of the platform: health, readiness and
+// Prometheus metrics (this file), and the twin API mounted by MountTwin
+// (twin.go; its contract is openapi.yaml, served at /api/v1/openapi.json).
+//
+// Twin API routes (all JSON; errors are Error):
+//
+//	GET   /api/v1/sites                                   filters, pagination (open)
+//	GET   /api/v1/sites/{site}                            registry data + live state (open)
+//	GET   /api/v1/sites/{site}/assets/{asset}             the asset's twin, ETag = desired version (open)
+//	PATCH /api/v1/sites/{site}/assets/{asset}/desired     If-Match required (operator, facility_manager)
+//	POST  /api/v1/sites/{site}/assets/{asset}/lifecycle   {"to": ..., "cause": ...} (operator)
+//	GET   /api/v1/sites/{site}/assets/{asset}/history     ?metric=&from=&to=&step= (open)
+//	GET   /api/v1/stream                                  Server-Sent Events (open)
+//	GET   /api/v1/openapi.json                            the contract
+//
+// Its dependencies are the interfaces Fleet, Live and History, declared
+// here and implemented by internal/platform.
 package api
 
 import (
@@ -12,6 +27,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +54,8 @@ type Server struct {
 	done chan error
 	mu   sync.Mutex
 	mux  *http.ServeMux
+	// served is set by Serve; Shutdown before it only closes the listener.
+	served atomic.Bool
 }
 
 // New listens on o.Addr; Serve starts answering.
@@ -80,6 +98,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve answers requests in the background.
 func (s *Server) Serve() {
+	s.served.Store(true)
 	s.log.Info("HTTP API listening", "addr", s.Addr())
 	go func() {
 		err := s.srv.Serve(s.ln)
@@ -92,6 +111,10 @@ func (s *Server) Serve() {
 
 // Shutdown stops the server, letting requests in progress finish.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.served.Load() {
+		// Start failed before serving: only the listener is open.
+		return s.ln.Close()
+	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("cannot stop HTTP server: %w", err)
 	}
@@ -123,6 +146,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Allowed lists what the caller may ask for instead, when the error is
+	// about a choice (the lifecycle states an asset may move to).
+	Allowed []string `json:"allowed,omitempty"`
 }
 
 // WriteError writes an API error.
@@ -133,5 +159,7 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages quote <token>, <n>: keep them readable
+	_ = enc.Encode(v)
 }

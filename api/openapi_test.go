@@ -1,0 +1,54 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// TestOpenAPIDocument loads the document as served and checks that it is
+// valid OpenAPI 3 and lists exactly the routes the API mounts.
+func TestOpenAPIDocument(t *testing.T) {
+	e := newEnv(t)
+	resp, b := e.do(t, "GET", "/api/v1/openapi.json", "")
+	if resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("unexpected Content-Type %q", resp.Header.Get("Content-Type"))
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	if err != nil {
+		t.Fatalf("the served document does not load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("the served document is not valid OpenAPI: %v", err)
+	}
+	var documented []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented = append(documented, method+" "+path)
+		}
+	}
+	var mounted []string
+	for _, rt := range (&twinAPI{}).routes(nil) {
+		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
+	}
+	sort.Strings(documented)
+	sort.Strings(mounted)
+	if !slices.Equal(documented, mounted) {
+		t.Fatalf("the document and the routes differ;\ndocumented %v\nmounted    %v", documented, mounted)
+	}
+	for _, op := range []string{"PATCH /api/v1/sites/{site}/assets/{asset}/desired", "POST /api/v1/sites/{site}/assets/{asset}/lifecycle"} {
+		method, path, _ := strings.Cut(op, " ")
+		if o := doc.Paths.Value(path).GetOperation(method); o.Security == nil || len(*o.Security) == 0 {
+			t.Fatalf("%s has no bearer security", op)
+		}
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,322 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/polis-platform/polis/twin/lifecycle"
+	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/twin/state"
+)
+
+// Fleet is the static registry.
+type Fleet interface {
+	Sites() []*registry.Site
+	Site(id string) (*registry.Site, bool)
+}
+
+// Live is the twin's live state. local=false means another instance owns the
+// site; owner is that instance's base URL ("http://host:port", "" if unknown)
+// and the API answers 307 Temporary Redirect to owner+same path+query (503
+// JSON error if owner is "").
+type Live interface {
+	SiteState(site string, now time.Time) (v state.SiteView, local bool, owner string)
+	AssetState(site, asset string, now time.Time) (v state.AssetView, local bool, owner string)
+	// SetDesired stores desired properties (ifVersion 0 = unconditional) and
+	// publishes them retained to the device; returns the new desired version
+	// or state.ErrVersionMismatch / state.ErrUnknownAsset.
+	SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, now time.Time) (version uint64, local bool, owner string, err error)
+	// Transition moves an asset's lifecycle (operator call); errors from twin/lifecycle.
+	Transition(site, asset string, to lifecycle.State, actor, cause string, now time.Time) (lifecycle.Event, error)
+	// Subscribe streams twin changes until cancel is called; slow readers
+	// lose updates (counted by the implementation).
+	Subscribe(buffer int) (updates <-chan Update, cancel func())
+}
+
+// LifecycleReader is optional on Live: when implemented, the API shows an
+// asset's current lifecycle state from it rather than the state recorded in
+// the registry (which lags behind transitions until the registry is saved).
+type LifecycleReader interface {
+	Lifecycle(site, asset string) (lifecycle.State, bool)
+}
+
+// Update is one twin change, as the stream sends it.
+type Update struct {
+	Site, Asset, AssetType, Region string
+	Kind                           string   // "telemetry", "reported", "status", "event", "desired", "lifecycle"
+	Status                         string   `json:",omitempty"`
+	Metrics                        []string `json:",omitempty"`
+	At                             time.Time
+}
+
+// History reads telemetry from ClickHouse.
+type History interface {
+	History(ctx context.Context, q HistoryQuery) (HistoryResult, error)
+}
+
+// HistoryQuery asks for one metric of one asset. Step 0 lets the
+// implementation choose (see ChooseResolution).
+type HistoryQuery struct {
+	Site, Asset, Metric string
+	From, To            time.Time
+	Step                time.Duration
+}
+
+// HistoryResult is the answer: Resolution is "raw", "1m" or "1h".
+type HistoryResult struct {
+	Resolution string
+	Points     []HistoryPoint
+}
+
+// HistoryPoint is one raw point (Min = Max = Value, Count 1) or one rollup
+// bucket (Value is the mean).
+type HistoryPoint struct {
+	TS              time.Time
+	Value, Min, Max float64
+	Count           uint64
+}
+
+// TwinOptions are what the twin API reads and who may write.
+type TwinOptions struct {
+	Fleet   Fleet
+	Live    Live
+	History History // nil: the history route answers 503
+	Tokens  []Token
+	Now     func() time.Time // default time.Now
+	Logger  *slog.Logger
+}
+
+// twinAPI serves /api/v1/sites..., /api/v1/stream and the OpenAPI document.
+type twinAPI struct {
+	o         TwinOptions
+	log       *slog.Logger
+	auth      *authenticator
+	heartbeat time.Duration
+	closing   chan struct{} // closed when the server shuts down
+}
+
+// heartbeatEvery is how often the stream sends a comment line (a variable
+// so that tests need not wait 15 s).
+var heartbeatEvery = 15 * time.Second
+
+// MountTwin adds the twin API's routes to s. It fails on missing
+// dependencies or badly configured tokens.
+func (s *Server) MountTwin(o TwinOptions) error {
+	if o.Fleet == nil || o.Live == nil {
+		return errors.New("cannot mount twin API: Fleet and Live are required")
+	}
+	if err := checkTokens(o.Tokens); err != nil {
+		return fmt.Errorf("cannot mount twin API: %w", err)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = s.log
+	}
+	doc, err := openAPIJSON()
+	if err != nil {
+		return fmt.Errorf("cannot mount twin API: %w", err)
+	}
+	a := &twinAPI{o: o, log: o.Logger.With("component", "api.twin"), auth: newAuthenticator(o.Tokens), heartbeat: heartbeatEvery,
+		closing: make(chan struct{})}
+	// Streams never go idle: end them when the server shuts down, or
+	// Shutdown would wait for its deadline.
+	s.srv.RegisterOnShutdown(func() { close(a.closing) })
+	for _, rt := range a.routes(doc) {
+		s.Handle(rt.method+" "+rt.path, rt.h)
+	}
+	// Any other method on a known path: 405 in JSON rather than the
+	// mux's plain text.
+	allow := map[string][]string{}
+	var paths []string
+	for _, rt := range a.routes(doc) {
+		if allow[rt.path] == nil {
+			paths = append(paths, rt.path)
+		}
+		allow[rt.path] = append(allow[rt.path], rt.method)
+	}
+	for _, p := range paths {
+		s.Handle(p, methodNotAllowed(allow[p]))
+	}
+	return nil
+}
+
+type route struct {
+	method, path string
+	h            http.Handler
+}
+
+func (a *twinAPI) routes(doc []byte) []route {
+	return []route{
+		{"GET", "/api/v1/{$}", http.HandlerFunc(a.index)},
+		{"GET", "/api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(doc)
+		})},
+		{"GET", "/api/v1/sites", http.HandlerFunc(a.listSites)},
+		{"GET", "/api/v1/sites/{site}", http.HandlerFunc(a.getSite)},
+		{"GET", "/api/v1/sites/{site}/assets/{asset}", http.HandlerFunc(a.getAsset)},
+		{"PATCH", "/api/v1/sites/{site}/assets/{asset}/desired", http.HandlerFunc(a.patchDesired)},
+		{"POST", "/api/v1/sites/{site}/assets/{asset}/lifecycle", http.HandlerFunc(a.postLifecycle)},
+		{"GET", "/api/v1/sites/{site}/assets/{asset}/history", http.HandlerFunc(a.history)},
+		{"GET", "/api/v1/stream", http.HandlerFunc(a.stream)},
+	}
+}
+
+func methodNotAllowed(methods []string) http.Handler {
+	allow := ""
+	for i, m := range methods {
+		if i > 0 {
+			allow += ", "
+		}
+		allow += m
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not served on %s; use %s", r.Method, r.URL.Path, allow))
+	})
+}
+
+func (a *twinAPI) index(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{
+		"openapi": "/api/v1/openapi.json",
+		"sites":   "/api/v1/sites",
+		"stream":  "/api/v1/stream",
+	})
+}
+
+// site finds the site named in the path or writes a 404.
+func (a *twinAPI) site(w http.ResponseWriter, r *http.Request) (*registry.Site, bool) {
+	id := r.PathValue("site")
+	s, ok := a.o.Fleet.Site(id)
+	if !ok {
+		WriteError(w, http.StatusNotFound, "unknown_site",
+			fmt.Sprintf("no site %q; ids look like PO-<ISTAT code>-<n> or CW-<province>-<n>; list them at /api/v1/sites", id))
+		return nil, false
+	}
+	return s, true
+}
+
+// asset finds the site and asset named in the path or writes a 404.
+func (a *twinAPI) asset(w http.ResponseWriter, r *http.Request) (*registry.Site, *registry.Asset, bool) {
+	s, ok := a.site(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	id := r.PathValue("asset")
+	for _, as := range s.Assets {
+		if as.ID == id {
+			return s, as, true
+		}
+	}
+	WriteError(w, http.StatusNotFound, "unknown_asset",
+		fmt.Sprintf("site %s has no asset %q; its assets are listed at /api/v1/sites/%s", s.ID, id, s.ID))
+	return nil, nil, false
+}
+
+// elsewhere answers a request for a site another instance owns: 307 to the
+// owner, or 503 while the owner is not known.
+func elsewhere(w http.ResponseWriter, r *http.Request, site, owner string) {
+	if owner == "" {
+		w.Header().Set("Retry-After", "1")
+		WriteError(w, http.StatusServiceUnavailable, "owner_unknown",
+			fmt.Sprintf("site %s is served by another instance, which is not known yet (the fleet is being rebalanced); retry in a second", site))
+		return
+	}
+	loc := owner + r.URL.RequestURI()
+	w.Header().Set("Location", loc)
+	WriteError(w, http.StatusTemporaryRedirect, "moved", fmt.Sprintf("site %s is served by %s; repeat the request there", site, owner))
+}
+
+func (a *twinAPI) lifecycleOf(site string, as *registry.Asset) lifecycle.State {
+	if lr, ok := a.o.Live.(LifecycleReader); ok {
+		if st, ok := lr.Lifecycle(site, as.ID); ok {
+			return st
+		}
+	}
+	if as.Lifecycle == "" {
+		return lifecycle.Planned
+	}
+	return as.Lifecycle
+}
+
+func (a *twinAPI) getSite(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.site(w, r)
+	if !ok {
+		return
+	}
+	now := a.o.Now()
+	v, local, owner := a.o.Live.SiteState(s.ID, now)
+	if !local {
+		elsewhere(w, r, s.ID, owner)
+		return
+	}
+	d := siteDetail{siteSummary: summary(s), ProvinceName: s.ProvinceName, InnerArea: s.InnerArea, Address: s.Address,
+		CUP: s.CUP, CIG: s.CIG, Live: liveOf(v)}
+	if s.OpeningHours != nil {
+		d.OpeningHours = s.OpeningHours.String()
+		open := s.OpeningHours.OpenAt(now)
+		d.OpenNow = &open
+	}
+	if c := s.Coworking; c != nil {
+		d.Coworking = &coworkingDTO{Workstations: c.Workstations, MeetingRooms: c.MeetingRooms, EventAreas: c.EventAreas}
+	}
+	d.Assets = make([]assetSummary, 0, len(s.Assets))
+	for _, as := range s.Assets {
+		av, _, _ := a.o.Live.AssetState(s.ID, as.ID, now)
+		d.Assets = append(d.Assets, assetSummary{
+			ID: as.ID, Type: as.Type, Supplier: as.Supplier, CIG: as.CIG,
+			Lifecycle: string(a.lifecycleOf(s.ID, as)), InstalledAt: as.InstalledAt,
+			Status: av.Status.String(), LastSeen: av.LastSeen,
+		})
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (a *twinAPI) getAsset(w http.ResponseWriter, r *http.Request) {
+	s, as, ok := a.asset(w, r)
+	if !ok {
+		return
+	}
+	v, local, owner := a.o.Live.AssetState(s.ID, as.ID, a.o.Now())
+	if !local {
+		elsewhere(w, r, s.ID, owner)
+		return
+	}
+	w.Header().Set("ETag", etag(v.DesiredVersion))
+	writeJSON(w, http.StatusOK, a.assetDetail(s, as, v))
+}
+
+func etag(v uint64) string { return fmt.Sprintf("%q", fmt.Sprint(v)) }
+
+func (a *twinAPI) assetDetail(s *registry.Site, as *registry.Asset, v state.AssetView) assetDTO {
+	d := assetDTO{
+		Site: s.ID, ID: as.ID, Type: as.Type, Supplier: as.Supplier, CIG: as.CIG,
+		Lifecycle: string(a.lifecycleOf(s.ID, as)), InstalledAt: as.InstalledAt,
+		Status: v.Status.String(), Connection: v.Connection, StatusTS: v.StatusTS, LastSeen: v.LastSeen,
+		Version: v.Version, Metrics: map[string]metricDTO{}, Reported: props(v.Reported), Desired: props(v.Desired),
+		DesiredVersion: v.DesiredVersion, Delta: v.Delta, LastEvent: v.LastEvent, LastEventTS: v.LastEventTS,
+	}
+	for n, m := range v.Metrics {
+		d.Metrics[n] = metricDTO{Value: m.Value, TS: m.TS, Arrival: m.Arrival}
+	}
+	if d.Delta == nil {
+		d.Delta = map[string]json.RawMessage{}
+	}
+	return d
+}
+
+func props(in map[string]state.PropView) map[string]propDTO {
+	out := make(map[string]propDTO, len(in))
+	for n, p := range in {
+		out[n] = propDTO{Value: p.Value, TS: p.TS, Version: p.Version}
+	}
+	return out
+}
