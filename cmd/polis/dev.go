@@ -86,6 +86,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "generated the demo fleet: %d post offices, %d coworking spaces, %d devices\n", g.sites, g.coworking, n)
 	}
 
+	token, err := demoToken(&cfg)
+	if err != nil {
+		return err
+	}
 	p, err := platform.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -101,7 +105,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if ch != nil {
 		chHTTPAddr = ch.HTTPAddr()
 	}
-	printBanner(stdout, p, cfg, chHTTPAddr, g.creds)
+	printBanner(stdout, p, cfg, chHTTPAddr, g.creds, token)
 
 	if *noSim {
 		<-ctx.Done()
@@ -134,7 +138,32 @@ func clickhouseAnswers(ctx context.Context, addr string) bool {
 	return conn.Ping(pctx) == nil
 }
 
-func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath string) {
+// demoToken makes (once) an operator API token for the demo: its hash goes
+// to DATA-DIR/tokens.yaml, the plaintext to DATA-DIR/api-token (mode 0600).
+func demoToken(cfg *platform.Config) (string, error) {
+	if cfg.TokensPath != "" {
+		return "", nil
+	}
+	cfg.TokensPath = filepath.Join(cfg.DataDir, "tokens.yaml")
+	plain := filepath.Join(cfg.DataDir, "api-token")
+	if b, err := os.ReadFile(plain); err == nil {
+		if _, err := os.Stat(cfg.TokensPath); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+	}
+	tok := registry.NewSecret() + registry.NewSecret()
+	yaml := fmt.Sprintf("# Demo API token made by polis dev; the plaintext is in %s.\ntokens:\n  - name: demo-operator\n    role: operator\n    hash: %q\n",
+		plain, registry.HashSecret(tok))
+	if err := os.WriteFile(cfg.TokensPath, []byte(yaml), 0o600); err != nil {
+		return "", fmt.Errorf("cannot write %s: %w", cfg.TokensPath, err)
+	}
+	if err := os.WriteFile(plain, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("cannot write %s: %w", plain, err)
+	}
+	return tok, nil
+}
+
+func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath, token string) {
 	user, pass := "SITE/ASSET", "SECRET"
 	if f, err := os.Open(credsPath); err == nil {
 		if creds, err := registry.ReadCredentialsCSV(f); err == nil && len(creds) > 0 {
@@ -157,10 +186,16 @@ Publish as a device:
 Query what arrived:
   clickhouse-client --port %s -q "SELECT site, asset, metric, ts, value FROM %s.telemetry ORDER BY received DESC LIMIT 10"
   curl -s 'http://%s/?query=SELECT+count()+FROM+%s.telemetry'
+The digital twin (OpenAPI at http://%s/api/v1/openapi.json):
+  curl -s 'http://%s/api/v1/sites/%s'
+  curl -sN 'http://%s/api/v1/stream?site=%s'
+  curl -s -X PATCH -H 'Authorization: Bearer %s' -H 'If-Match: "0"' \
+    -d '{"screen_on": false}' 'http://%s/api/v1/sites/%s/assets/%s/desired'
 
 Ctrl-C stops everything; state stays in %s.
 `, p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
-		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database, cfg.DataDir)
+		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database,
+		p.HTTP.Addr(), p.HTTP.Addr(), site, p.HTTP.Addr(), site, token, p.HTTP.Addr(), site, asset, cfg.DataDir)
 }
 
 func portOf(addr string) string {

@@ -34,6 +34,8 @@ func serveFlags(fs *flag.FlagSet, c *platform.Config, brokers *string, logLevel 
 	fs.DurationVar(&c.WriterMaxWait, "writer-max-wait", c.WriterMaxWait, "longest a row waits before its batch is inserted")
 	fs.StringVar(&c.RegistryPath, "registry", c.RegistryPath, "registry file of sites, assets and hashed device secrets")
 	fs.StringVar(&c.AccountsPath, "accounts", c.AccountsPath, "YAML file of MQTT service accounts (empty: none)")
+	fs.StringVar(&c.TokensPath, "tokens", c.TokensPath, "YAML file of API tokens with roles (empty: the API is read-only)")
+	fs.DurationVar(&c.TwinSnapshotEvery, "twin-snapshot-every", c.TwinSnapshotEvery, "how often the twin snapshots its partitions to ClickHouse")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 

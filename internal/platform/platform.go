@@ -25,7 +25,9 @@ import (
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
+	"github.com/polis-platform/polis/twin"
 	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/twin/state"
 )
 
 // Config is everything `polis serve` needs.
@@ -54,6 +56,9 @@ type Config struct {
 
 	RegistryPath string
 	AccountsPath string
+	TokensPath   string // API tokens (YAML); empty: every write is refused
+
+	TwinSnapshotEvery time.Duration
 
 	Logger *slog.Logger
 }
@@ -74,6 +79,8 @@ func Defaults() Config {
 		WriterMaxRows:   100000,
 		WriterMaxWait:   500 * time.Millisecond,
 		RegistryPath:    "var/registry.json",
+
+		TwinSnapshotEvery: 30 * time.Second,
 	}
 }
 
@@ -92,6 +99,10 @@ type Platform struct {
 
 	writerCancel context.CancelFunc
 	writerDone   chan error
+	Twin         *twin.Service
+	twinCancel   context.CancelFunc
+	twinDone     chan error
+	lifeDone     chan struct{}
 	closeOnce    sync.Once
 }
 
@@ -169,6 +180,20 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	p.writerCancel, p.writerDone = cancel, make(chan error, 1)
 	go func() { p.writerDone <- p.writer.Run(wctx) }()
 
+	// The API listens before the twin joins its group: the twin's member id
+	// is the API address, so other instances can redirect to it.
+	p.HTTP, err = api.New(api.Options{Addr: cfg.HTTPAddr, Gatherer: reg, Logger: cfg.Logger, Checks: map[string]api.Check{
+		"clickhouse": func(ctx context.Context) error { return p.ch.Ping(ctx) },
+		"kafka":      func(ctx context.Context) error { return p.producer.Ping(ctx) },
+	}})
+	if err != nil {
+		return nil, err
+	}
+	lv, err := p.startTwin(ctx, cfg, flavor)
+	if err != nil {
+		return nil, err
+	}
+
 	pipe, err := ingest.New(ingest.Options{Producer: p.producer, Directory: p.Registry, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		return nil, err
@@ -203,17 +228,59 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		return nil, err
 	}
 
-	p.HTTP, err = api.New(api.Options{Addr: cfg.HTTPAddr, Gatherer: reg, Logger: cfg.Logger, Checks: map[string]api.Check{
-		"clickhouse": func(ctx context.Context) error { return p.ch.Ping(ctx) },
-		"kafka":      func(ctx context.Context) error { return p.producer.Ping(ctx) },
-	}})
-	if err != nil {
+	lv.broker = p.Broker
+	var tokens []api.Token
+	if cfg.TokensPath != "" {
+		if tokens, err = api.LoadTokens(cfg.TokensPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.HTTP.MountTwin(api.TwinOptions{Fleet: fleet{p.Registry}, Live: lv,
+		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	p.HTTP.Serve()
 	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,
 		"clickhouse", cfg.ClickHouseAddr, "started_in", time.Since(began).Round(time.Millisecond))
 	return p, nil
+}
+
+// startTwin starts the twin consumer and the lifecycle tracker fed by it.
+func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flavor) (*live, error) {
+	parts, err := topicPartitions(ctx, p.Brokers)
+	if err != nil {
+		return nil, err
+	}
+	lv := &live{reg: p.Registry, parts: parts, part: bus.SitePartitioner().ForTopic(bus.TopicTelemetry),
+		self: "http://" + p.HTTP.Addr(), events: &eventSink{conn: p.ch, db: cfg.Database, flavor: flavor}}
+	if lv.tracker, err = newTracker(ctx, p.Registry, p.ch, cfg.Database, flavor); err != nil {
+		return nil, err
+	}
+	p.Twin, err = twin.New(twin.Options{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database, SnapshotEvery: cfg.TwinSnapshotEvery,
+		InstanceID: lv.self, Logger: cfg.Logger,
+		NewPartition: func(part int32) *state.Store {
+			st := state.New(state.Options{})
+			for _, s := range p.Registry.Sites() {
+				if lv.partitionOf(s.ID) == part {
+					for _, a := range s.Assets {
+						st.AddAsset(s.ID, a.ID, a.Type)
+					}
+				}
+			}
+			return st
+		}})
+	if err != nil {
+		return nil, err
+	}
+	lv.svc = p.Twin
+	tctx, cancel := context.WithCancel(context.Background())
+	p.twinCancel, p.twinDone, p.lifeDone = cancel, make(chan error, 1), make(chan struct{})
+	go func() { p.twinDone <- p.Twin.Run(tctx) }()
+	go func() {
+		defer close(p.lifeDone)
+		runLifecycle(tctx, p.Twin, lv.tracker, lv.events, func(err error) { p.log.Warn("lifecycle", "err", err) })
+	}()
+	return lv, nil
 }
 
 // waitDrained waits until the storage group has committed every record of
@@ -303,6 +370,18 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 				errs = append(errs, fmt.Errorf("cannot stop storage writer: %w", ctx.Err()))
 			}
+		}
+		if p.twinCancel != nil {
+			p.twinCancel() // snapshots what it owns and leaves the group
+			select {
+			case err := <-p.twinDone:
+				if err != nil {
+					errs = append(errs, err)
+				}
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("cannot stop the twin: %w", ctx.Err()))
+			}
+			<-p.lifeDone
 		}
 		if p.ch != nil {
 			errs = append(errs, p.ch.Close())

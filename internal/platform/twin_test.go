@@ -1,0 +1,120 @@
+package platform_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/polis-platform/polis/twin/registry"
+)
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Devices publish; the twin API shows their live state; an operator sets a
+// desired property and the device receives it retained on its own topic; a
+// lifecycle move lands in ClickHouse.
+func TestTwin_EndToEnd(t *testing.T) {
+	e := newEnv(t)
+	token := "an-operator-token-for-tests"
+	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
+	yaml := fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))
+	if err := os.WriteFile(e.cfg.TokensPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start(t)
+	defer stop(t, p)
+	base := "http://" + p.HTTP.Addr()
+
+	c := e.creds[0]
+	got := make(chan []byte, 4)
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
+		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer cl.Disconnect(100)
+	desiredTopic := fmt.Sprintf("polis/v1/%s/%s/state/desired", c.Site, c.Asset)
+	if tok := cl.Subscribe(desiredTopic, 1, func(_ paho.Client, m paho.Message) { got <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	tok := cl.Publish(fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset), 1, false, `{"m":{"temp_c":22.5}}`)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	// The live twin shows the point.
+	eventually(t, 20*time.Second, func() bool {
+		var a map[string]any
+		if getJSON(t, fmt.Sprintf("%s/api/v1/sites/%s/assets/%s", base, c.Site, c.Asset), &a) != 200 {
+			return false
+		}
+		b, _ := json.Marshal(a)
+		return bytes.Contains(b, []byte("temp_c")) && bytes.Contains(b, []byte("22.5"))
+	})
+	if code := getJSON(t, base+"/api/v1/sites/PO-999999-9", nil); code != 404 {
+		t.Fatalf("unknown site: status %d; want 404", code)
+	}
+
+	// Desired state: refused without a token, accepted with one, delivered.
+	req := func(method, url, body string, hdr map[string]string) *http.Response {
+		r, _ := http.NewRequest(method, url, bytes.NewBufferString(body))
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	desiredURL := fmt.Sprintf("%s/api/v1/sites/%s/assets/%s/desired", base, c.Site, c.Asset)
+	if resp := req("PATCH", desiredURL, `{"setpoint_c":21}`, map[string]string{"If-Match": `"0"`}); resp.StatusCode != 401 {
+		t.Fatalf("desired without token: %d; want 401", resp.StatusCode)
+	}
+	if resp := req("PATCH", desiredURL, `{"setpoint_c":21}`, map[string]string{"If-Match": `"0"`, "Authorization": "Bearer " + token}); resp.StatusCode != 200 {
+		t.Fatalf("desired with token: %d; want 200", resp.StatusCode)
+	}
+	select {
+	case b := <-got:
+		if !bytes.Contains(b, []byte(`"setpoint_c":21`)) {
+			t.Fatalf("desired payload %s", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device did not receive its desired state")
+	}
+
+	// Lifecycle: an operator move is stored in ClickHouse.
+	lcURL := fmt.Sprintf("%s/api/v1/sites/%s/assets/%s/lifecycle", base, c.Site, c.Asset)
+	resp := req("POST", lcURL, `{"to":"decommissioned","cause":"test"}`, map[string]string{"Authorization": "Bearer " + token})
+	if resp.StatusCode != 200 {
+		t.Fatalf("lifecycle move: %d; want 200", resp.StatusCode)
+	}
+	eventually(t, 20*time.Second, func() bool {
+		return e.count(t, "SELECT count() FROM %s.lifecycle_events WHERE to_state = 'decommissioned'") == 1
+	})
+	_ = context.Background
+}
