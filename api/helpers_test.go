@@ -196,6 +196,18 @@ func (h *fakeHistory) History(_ context.Context, q HistoryQuery) (HistoryResult,
 	}}, nil
 }
 
+// fakeRegistrar is Registrar over the env's real registry, as the
+// platform's will be (minus saving it).
+type fakeRegistrar struct {
+	reg *registry.Registry
+}
+
+func (f *fakeRegistrar) Import(r io.Reader, strict bool) (*registry.ImportReport, error) {
+	return registry.ImportCSV(f.reg, r, registry.ImportOptions{Strict: strict})
+}
+
+func (f *fakeRegistrar) Export(w io.Writer) error { return registry.ExportCSV(w, f.reg) }
+
 // syncBuffer collects logs from the server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -232,7 +244,10 @@ func testFleet(t *testing.T) *registry.Registry {
 }
 
 // newEnv starts the API on a loopback port with the fakes.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the options changed by edit before mounting.
+func newEnvWith(t *testing.T, edit func(*TwinOptions)) *env {
 	t.Helper()
 	reg := testFleet(t)
 	e := &env{reg: reg, live: newFakeLive(t, reg), hist: &fakeHistory{}, logs: &syncBuffer{}}
@@ -241,11 +256,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.MountTwin(TwinOptions{Fleet: reg, Live: e.live, History: e.hist, Now: func() time.Time { return testNow },
+	o := TwinOptions{Fleet: reg, Live: e.live, History: e.hist, Registrar: &fakeRegistrar{reg: reg},
+		Now: func() time.Time { return testNow },
 		Tokens: []Token{
 			{Name: "ops", Role: RoleOperator, Hash: registry.HashSecret(operatorToken)},
 			{Name: "facility", Role: RoleFacilityManager, Hash: registry.HashSecret(managerToken)},
-		}})
+		}}
+	if edit != nil {
+		edit(&o)
+	}
+	err = s.MountTwin(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,9 +86,13 @@ type TwinOptions struct {
 	Fleet   Fleet
 	Live    Live
 	History History // nil: the history route answers 503
-	Tokens  []Token
-	Now     func() time.Time // default time.Now
-	Logger  *slog.Logger
+	// Registrar, if set, mounts the bulk registry routes (POST
+	// /api/v1/registry/import, GET /api/v1/registry/export; role
+	// operator). nil: they are not mounted (404).
+	Registrar Registrar
+	Tokens    []Token
+	Now       func() time.Time // default time.Now
+	Logger    *slog.Logger
 }
 
 // twinAPI serves /api/v1/sites..., /api/v1/stream and the OpenAPI document.
@@ -97,6 +101,7 @@ type twinAPI struct {
 	log       *slog.Logger
 	auth      *authenticator
 	heartbeat time.Duration
+	maxImport int64         // bytes of an import's body
 	closing   chan struct{} // closed when the server shuts down
 }
 
@@ -124,7 +129,7 @@ func (s *Server) MountTwin(o TwinOptions) error {
 		return fmt.Errorf("cannot mount twin API: %w", err)
 	}
 	a := &twinAPI{o: o, log: o.Logger.With("component", "api.twin"), auth: newAuthenticator(o.Tokens), heartbeat: heartbeatEvery,
-		closing: make(chan struct{})}
+		maxImport: maxImportBody, closing: make(chan struct{})}
 	// Streams never go idle: end them when the server shuts down, or
 	// Shutdown would wait for its deadline.
 	s.srv.RegisterOnShutdown(func() { close(a.closing) })
@@ -153,7 +158,7 @@ type route struct {
 }
 
 func (a *twinAPI) routes(doc []byte) []route {
-	return []route{
+	rts := []route{
 		{"GET", "/api/v1/{$}", http.HandlerFunc(a.index)},
 		{"GET", "/api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -167,6 +172,13 @@ func (a *twinAPI) routes(doc []byte) []route {
 		{"GET", "/api/v1/sites/{site}/assets/{asset}/history", http.HandlerFunc(a.history)},
 		{"GET", "/api/v1/stream", http.HandlerFunc(a.stream)},
 	}
+	if a.o.Registrar != nil {
+		rts = append(rts,
+			route{"POST", "/api/v1/registry/import", http.HandlerFunc(a.importRegistry)},
+			route{"GET", "/api/v1/registry/export", http.HandlerFunc(a.exportRegistry)},
+		)
+	}
+	return rts
 }
 
 func methodNotAllowed(methods []string) http.Handler {

@@ -236,7 +236,8 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		}
 	}
 	if err := p.HTTP.MountTwin(api.TwinOptions{Fleet: fleet{p.Registry}, Live: lv,
-		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger}); err != nil {
+		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
+		Registrar: &registrar{live: lv, path: cfg.RegistryPath}}); err != nil {
 		return nil, err
 	}
 	p.HTTP.Serve()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -329,3 +330,49 @@ func newTracker(ctx context.Context, reg *registry.Registry, conn driver.Conn, d
 func (l *live) Lifecycle(site, asset string) (lifecycle.State, bool) {
 	return l.tracker.State(site, asset)
 }
+
+// registrar implements api.Registrar: bulk import into the registry (so the
+// broker accepts the new devices at once), the twin stores this instance
+// owns and the lifecycle tracker, and export.
+type registrar struct {
+	live *live
+	path string // registry file, rewritten after an import
+	mu   sync.Mutex
+}
+
+func (g *registrar) Import(r io.Reader, strict bool) (*registry.ImportReport, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.live
+	rep, err := registry.ImportCSV(l.reg, r, registry.ImportOptions{Strict: strict})
+	if err != nil {
+		return rep, err
+	}
+	for _, s := range l.reg.Sites() {
+		l.svc.With(l.partitionOf(s.ID), func(st *state.Store) {
+			for _, a := range s.Assets {
+				st.AddAsset(s.ID, a.ID, a.Type)
+			}
+		})
+		for _, a := range s.Assets {
+			if _, ok := l.tracker.State(s.ID, a.ID); ok {
+				continue
+			}
+			st := a.Lifecycle
+			if st == "" {
+				st = lifecycle.Planned
+			}
+			if err := l.tracker.Add(s.ID, a.ID, st); err != nil {
+				return rep, err
+			}
+		}
+	}
+	if g.path != "" {
+		if err := l.reg.Save(g.path); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func (g *registrar) Export(w io.Writer) error { return registry.ExportCSV(w, g.live.reg) }

@@ -14,6 +14,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/internal/platform"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -116,5 +118,92 @@ func TestTwin_EndToEnd(t *testing.T) {
 	eventually(t, 20*time.Second, func() bool {
 		return e.count(t, "SELECT count() FROM %s.lifecycle_events WHERE to_state = 'decommissioned'") == 1
 	})
-	_ = context.Background
+
+	// Registry export and re-import through the API, as an operator.
+	r, _ := http.NewRequest("GET", base+"/api/v1/registry/export", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	exp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(exp.Body)
+	exp.Body.Close()
+	if exp.StatusCode != 200 || !bytes.Contains(csvBody, []byte(c.Site)) {
+		t.Fatalf("export: status %d, %d bytes", exp.StatusCode, len(csvBody))
+	}
+	r, _ = http.NewRequest("POST", base+"/api/v1/registry/import?strict=true", bytes.NewReader(csvBody))
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Set("Content-Type", "text/csv")
+	imp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Sites       int
+		Refused     []any
+		Credentials []any
+	}
+	if err := json.NewDecoder(imp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	imp.Body.Close()
+	if n, _ := p.Registry.Len(); imp.StatusCode != 200 || rep.Sites != n || len(rep.Refused) != 0 || len(rep.Credentials) != 0 {
+		t.Fatalf("re-import: status %d, report %+v", imp.StatusCode, rep)
+	}
+}
+
+// Two instances share the fleet by Kafka partition; each redirects requests
+// for the other's sites; when one stops, the other serves everything.
+func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
+	e := newEnv(t)
+	ext, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	e.cfg.KafkaBrokers = ext.Addrs()
+	a := e.start(t)
+	cfgB := e.cfg
+	cfgB.DataDir = t.TempDir()
+	b, err := platform.Start(context.Background(), cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() bool {
+		return len(a.Twin.Owned()) > 0 && len(b.Twin.Owned()) > 0 && len(a.Twin.Owned())+len(b.Twin.Owned()) == 4
+	})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A site b owns, asked of a.
+	var site string
+	for _, s := range a.Registry.Sites() {
+		resp, err := noFollow.Get("http://" + b.HTTP.Addr() + "/api/v1/sites/" + s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			site = s.ID
+			break
+		}
+	}
+	if site == "" {
+		t.Fatal("b serves no site")
+	}
+	eventually(t, 10*time.Second, func() bool {
+		resp, err := noFollow.Get("http://" + a.HTTP.Addr() + "/api/v1/sites/" + site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 307 && resp.Header.Get("Location") == "http://"+b.HTTP.Addr()+"/api/v1/sites/"+site
+	})
+	if code := getJSON(t, "http://"+a.HTTP.Addr()+"/api/v1/sites/"+site, nil); code != 200 {
+		t.Fatalf("following the redirect: status %d", code)
+	}
+	stop(t, b)
+	eventually(t, 60*time.Second, func() bool { return len(a.Twin.Owned()) == 4 })
+	if code := getJSON(t, "http://"+a.HTTP.Addr()+"/api/v1/sites/"+site, nil); code != 200 {
+		t.Fatalf("after takeover: status %d", code)
+	}
+	stop(t, a)
 }
