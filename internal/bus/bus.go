@@ -22,6 +22,10 @@ const (
 	TopicState      = "polis.state.v1" // compacted, key = site/asset
 	TopicAlerts     = "polis.alerts.v1"
 	TopicDeadLetter = "polis.deadletter.v1"
+	// TopicRegistry carries every registry change, compacted, key = site:
+	// each instance replays it at start and follows it, so a bulk import
+	// on one instance reaches all of them.
+	TopicRegistry = "polis.registry.v1"
 )
 
 // Consumer groups.
@@ -32,7 +36,7 @@ const (
 
 // Topics lists every platform topic.
 func Topics() []string {
-	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter}
+	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry}
 }
 
 // EmbeddedOptions configure the single-machine cluster.
@@ -99,6 +103,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		kfake.ListenFn(loopbackListen),
 		kfake.SeedTopics(o.Partitions, TopicTelemetry, TopicEvents, TopicAlerts, TopicDeadLetter),
 		kfake.SeedTopics(o.Partitions, TopicState),
+		kfake.SeedTopics(1, TopicRegistry),
 		kfake.BrokerConfigs(cfgs),
 		kfake.ClusterID("polis-embedded"),
 	}
@@ -129,7 +134,7 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	ret := strconv.FormatInt(o.Retention.Milliseconds(), 10)
 	var alters []kadm.AlterConfig
 	for _, t := range Topics() {
-		if t == TopicState {
+		if t == TopicState || t == TopicRegistry {
 			continue
 		}
 		alters = append(alters, kadm.AlterConfig{Name: "retention.ms", Value: &ret})
@@ -151,12 +156,12 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	compact := "compact"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: &compact}}, TopicState)
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: &compact}}, TopicState, TopicRegistry)
 	if err == nil {
 		err = firstErr(resp)
 	}
 	if err != nil {
-		return fmt.Errorf("cannot make %s compacted: %w", TopicState, err)
+		return fmt.Errorf("cannot make %s and %s compacted: %w", TopicState, TopicRegistry, err)
 	}
 	return nil
 }

@@ -103,6 +103,8 @@ type Platform struct {
 	twinCancel   context.CancelFunc
 	twinDone     chan error
 	lifeDone     chan struct{}
+	regCancel    context.CancelFunc
+	regDone      chan struct{}
 	closeOnce    sync.Once
 }
 
@@ -193,6 +195,9 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.followRegistry(ctx, lv); err != nil {
+		return nil, err
+	}
 
 	pipe, err := ingest.New(ingest.Options{Producer: p.producer, Directory: p.Registry, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
@@ -237,13 +242,52 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	}
 	if err := p.HTTP.MountTwin(api.TwinOptions{Fleet: fleet{p.Registry}, Live: lv,
 		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
-		Registrar: &registrar{live: lv, path: cfg.RegistryPath}}); err != nil {
+		Registrar: &registrar{live: lv, prod: p.producer, path: cfg.RegistryPath}}); err != nil {
 		return nil, err
 	}
 	p.HTTP.Serve()
 	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,
 		"clickhouse", cfg.ClickHouseAddr, "started_in", time.Since(began).Round(time.Millisecond))
 	return p, nil
+}
+
+// followRegistry replays the registry topic into the registry (and the
+// twin and tracker) before devices may connect, then keeps following it so
+// that imports on other instances arrive here too. The first instance on an
+// empty topic seeds it with the registry file.
+func (p *Platform) followRegistry(ctx context.Context, lv *live) error {
+	caught := make(chan int, 1)
+	fctx, cancel := context.WithCancel(context.Background())
+	p.regCancel, p.regDone = cancel, make(chan struct{})
+	go func() {
+		defer close(p.regDone)
+		err := twin.FollowRegistry(fctx, p.Brokers, func(s *registry.Site) {
+			if err := p.Registry.Add(s); err != nil {
+				p.log.Warn("registry topic: site refused", "site", s.ID, "err", err)
+				return
+			}
+			if err := lv.siteAdded(s); err != nil {
+				p.log.Warn("registry topic: site not tracked", "site", s.ID, "err", err)
+			}
+		}, func(n int) { caught <- n })
+		if err != nil {
+			p.log.Error("registry follower stopped", "err", err)
+		}
+	}()
+	select {
+	case n := <-caught:
+		if n == 0 {
+			sites := p.Registry.Sites()
+			p.log.Info("registry topic empty: seeding it from the registry file", "sites", len(sites))
+			return twin.PublishSites(ctx, p.producer, sites)
+		}
+		p.log.Info("registry replayed from Kafka", "records", n)
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicRegistry)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // startTwin starts the twin consumer and the lifecycle tracker fed by it.
@@ -383,6 +427,10 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("cannot stop the twin: %w", ctx.Err()))
 			}
 			<-p.lifeDone
+		}
+		if p.regCancel != nil {
+			p.regCancel()
+			<-p.regDone
 		}
 		if p.ch != nil {
 			errs = append(errs, p.ch.Close())

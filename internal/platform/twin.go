@@ -336,6 +336,7 @@ func (l *live) Lifecycle(site, asset string) (lifecycle.State, bool) {
 // owns and the lifecycle tracker, and export.
 type registrar struct {
 	live *live
+	prod *kgo.Client
 	path string // registry file, rewritten after an import
 	mu   sync.Mutex
 }
@@ -344,25 +345,20 @@ func (g *registrar) Import(r io.Reader, strict bool) (*registry.ImportReport, er
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	l := g.live
+	before := map[string]*registry.Site{}
+	for _, s := range l.reg.Sites() {
+		before[s.ID] = s
+	}
 	rep, err := registry.ImportCSV(l.reg, r, registry.ImportOptions{Strict: strict})
 	if err != nil {
 		return rep, err
 	}
+	// ImportCSV replaces the sites it imports: a new pointer is a change.
+	var changed []*registry.Site
 	for _, s := range l.reg.Sites() {
-		l.svc.With(l.partitionOf(s.ID), func(st *state.Store) {
-			for _, a := range s.Assets {
-				st.AddAsset(s.ID, a.ID, a.Type)
-			}
-		})
-		for _, a := range s.Assets {
-			if _, ok := l.tracker.State(s.ID, a.ID); ok {
-				continue
-			}
-			st := a.Lifecycle
-			if st == "" {
-				st = lifecycle.Planned
-			}
-			if err := l.tracker.Add(s.ID, a.ID, st); err != nil {
+		if before[s.ID] != s {
+			changed = append(changed, s)
+			if err := l.siteAdded(s); err != nil {
 				return rep, err
 			}
 		}
@@ -372,7 +368,35 @@ func (g *registrar) Import(r io.Reader, strict bool) (*registry.ImportReport, er
 			return rep, err
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := twin.PublishSites(ctx, g.prod, changed); err != nil {
+		return rep, err
+	}
 	return rep, nil
+}
+
+// siteAdded registers a new or changed site's assets with the twin stores
+// this instance owns and with the lifecycle tracker.
+func (l *live) siteAdded(s *registry.Site) error {
+	l.svc.With(l.partitionOf(s.ID), func(st *state.Store) {
+		for _, a := range s.Assets {
+			st.AddAsset(s.ID, a.ID, a.Type)
+		}
+	})
+	for _, a := range s.Assets {
+		if _, ok := l.tracker.State(s.ID, a.ID); ok {
+			continue
+		}
+		st := a.Lifecycle
+		if st == "" {
+			st = lifecycle.Planned
+		}
+		if err := l.tracker.Add(s.ID, a.ID, st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (g *registrar) Export(w io.Writer) error { return registry.ExportCSV(w, g.live.reg) }

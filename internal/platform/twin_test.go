@@ -162,6 +162,11 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 	}
 	defer ext.Close()
 	e.cfg.KafkaBrokers = ext.Addrs()
+	token := "an-operator-token-for-tests"
+	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
+	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	a := e.start(t)
 	cfgB := e.cfg
 	cfgB.DataDir = t.TempDir()
@@ -200,6 +205,40 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 	if code := getJSON(t, "http://"+a.HTTP.Addr()+"/api/v1/sites/"+site, nil); code != 200 {
 		t.Fatalf("following the redirect: status %d", code)
 	}
+
+	// A bulk import on a reaches b through the registry topic: the new
+	// device can log in on b's broker.
+	extra, creds, err := registry.Generate(registry.GenerateOptions{Sites: 1, Seed: 4242})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var csvBuf bytes.Buffer
+	if err := registry.ExportCSV(&csvBuf, extra); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := http.NewRequest("POST", "http://"+a.HTTP.Addr()+"/api/v1/registry/import", &csvBuf)
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("import on a: status %d", resp.StatusCode)
+	}
+	nc := creds[0]
+	eventually(t, 20*time.Second, func() bool {
+		cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Broker.Addr()).SetClientID(nc.Username).
+			SetUsername(nc.Username).SetPassword(nc.Password).SetAutoReconnect(false).SetConnectTimeout(2 * time.Second))
+		tok := cl.Connect()
+		ok := tok.WaitTimeout(3*time.Second) && tok.Error() == nil
+		if ok {
+			cl.Disconnect(50)
+		}
+		return ok
+	})
+
 	stop(t, b)
 	eventually(t, 60*time.Second, func() bool { return len(a.Twin.Owned()) == 4 })
 	if code := getJSON(t, "http://"+a.HTTP.Addr()+"/api/v1/sites/"+site, nil); code != 200 {
