@@ -29,22 +29,33 @@ func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site)
 	return nil
 }
 
-// FollowRegistry replays the registry topic from its start and then follows
-// it until ctx ends, calling apply for every site (a later record of a site
-// replaces an earlier one). caughtUp is called once, with the number of
-// sites replayed, when the records present at the start have been applied.
+// FollowRegistry replays the registry topic and follows it (see Follow),
+// calling apply for every site.
 func FollowRegistry(ctx context.Context, brokers []string, apply func(*registry.Site), caughtUp func(n int)) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(bus.TopicRegistry),
+	return Follow(ctx, brokers, bus.TopicRegistry, func(r *kgo.Record) {
+		var s registry.Site
+		if err := json.Unmarshal(r.Value, &s); err == nil && s.ID != "" {
+			apply(&s)
+		}
+	}, caughtUp)
+}
+
+// Follow replays a topic (every partition, no consumer group: each instance
+// wants all of it) from its start and then follows it until ctx ends.
+// caughtUp is called once, with the number of records replayed, when the
+// records present at the start have been applied.
+func Follow(ctx context.Context, brokers []string, topic string, apply func(*kgo.Record), caughtUp func(n int)) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
 	if err != nil {
-		return fmt.Errorf("cannot follow the registry topic: %w", err)
+		return fmt.Errorf("cannot follow %s: %w", topic, err)
 	}
 	defer cl.Close()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, bus.TopicRegistry)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, topic)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot read the end of %s: %w", bus.TopicRegistry, err)
+		return fmt.Errorf("cannot read the end of %s: %w", topic, err)
 	}
 	pending := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -57,15 +68,20 @@ func FollowRegistry(ctx context.Context, brokers []string, apply func(*registry.
 		caughtUp(0)
 	}
 	for {
-		fs := cl.PollFetches(ctx)
+		// A quiet topic while records are still expected means the tail
+		// of a partition was compacted away: what is there has been read.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
+		if fs.NumRecords() == 0 && len(pending) > 0 {
+			pending = nil
+			caughtUp(replayed)
+		}
 		fs.EachRecord(func(r *kgo.Record) {
-			var s registry.Site
-			if err := json.Unmarshal(r.Value, &s); err == nil && s.ID != "" {
-				apply(&s)
-			}
+			apply(r)
 			if end, ok := pending[r.Partition]; ok {
 				replayed++
 				if r.Offset+1 >= end {

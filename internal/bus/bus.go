@@ -26,6 +26,10 @@ const (
 	// each instance replays it at start and follows it, so a bulk import
 	// on one instance reaches all of them.
 	TopicRegistry = "polis.registry.v1"
+	// TopicDesired carries desired state, compacted, key = site/asset: every
+	// instance's broker publishes it retained, so a device gets it on
+	// whichever instance it is connected to, and after a restart.
+	TopicDesired = "polis.desired.v1"
 )
 
 // Consumer groups.
@@ -36,7 +40,7 @@ const (
 
 // Topics lists every platform topic.
 func Topics() []string {
-	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry}
+	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry, TopicDesired}
 }
 
 // EmbeddedOptions configure the single-machine cluster.
@@ -102,7 +106,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		kfake.Ports(port),
 		kfake.ListenFn(loopbackListen),
 		kfake.SeedTopics(o.Partitions, TopicTelemetry, TopicEvents, TopicAlerts, TopicDeadLetter),
-		kfake.SeedTopics(o.Partitions, TopicState),
+		kfake.SeedTopics(o.Partitions, TopicState, TopicDesired),
 		kfake.SeedTopics(1, TopicRegistry),
 		kfake.BrokerConfigs(cfgs),
 		kfake.ClusterID("polis-embedded"),
@@ -134,7 +138,7 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	ret := strconv.FormatInt(o.Retention.Milliseconds(), 10)
 	var alters []kadm.AlterConfig
 	for _, t := range Topics() {
-		if t == TopicState || t == TopicRegistry {
+		if t == TopicState || t == TopicRegistry || t == TopicDesired {
 			continue
 		}
 		alters = append(alters, kadm.AlterConfig{Name: "retention.ms", Value: &ret})
@@ -156,12 +160,12 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	compact := "compact"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: &compact}}, TopicState, TopicRegistry)
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: &compact}}, TopicState, TopicRegistry, TopicDesired)
 	if err == nil {
 		err = firstErr(resp)
 	}
 	if err != nil {
-		return fmt.Errorf("cannot make %s and %s compacted: %w", TopicState, TopicRegistry, err)
+		return fmt.Errorf("cannot make the compacted topics compacted: %w", err)
 	}
 	return nil
 }

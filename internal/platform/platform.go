@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/broker"
 	"github.com/polis-platform/polis/ingest"
+	"github.com/polis-platform/polis/ingest/topic"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
@@ -105,6 +107,8 @@ type Platform struct {
 	lifeDone     chan struct{}
 	regCancel    context.CancelFunc
 	regDone      chan struct{}
+	desCancel    context.CancelFunc
+	desDone      chan struct{}
 	closeOnce    sync.Once
 }
 
@@ -233,7 +237,9 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		return nil, err
 	}
 
-	lv.broker = p.Broker
+	if err := p.followDesired(ctx); err != nil {
+		return nil, err
+	}
 	var tokens []api.Token
 	if cfg.TokensPath != "" {
 		if tokens, err = api.LoadTokens(cfg.TokensPath); err != nil {
@@ -290,13 +296,44 @@ func (p *Platform) followRegistry(ctx context.Context, lv *live) error {
 	}
 }
 
+// followDesired publishes every desired state of the compacted topic
+// retained on this instance's broker, replaying it before returning.
+func (p *Platform) followDesired(ctx context.Context) error {
+	caught := make(chan int, 1)
+	fctx, cancel := context.WithCancel(context.Background())
+	p.desCancel, p.desDone = cancel, make(chan struct{})
+	go func() {
+		defer close(p.desDone)
+		err := twin.Follow(fctx, p.Brokers, bus.TopicDesired, func(r *kgo.Record) {
+			site, asset, ok := strings.Cut(string(r.Key), "/")
+			if !ok {
+				return
+			}
+			if err := p.Broker.Publish(topic.Build(site, asset, topic.Desired), r.Value, true, 1); err != nil {
+				p.log.Warn("cannot publish desired state", "site", site, "asset", asset, "err", err)
+			}
+		}, func(n int) { caught <- n })
+		if err != nil {
+			p.log.Error("desired-state follower stopped", "err", err)
+		}
+	}()
+	select {
+	case <-caught:
+		return nil
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicDesired)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // startTwin starts the twin consumer and the lifecycle tracker fed by it.
 func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flavor) (*live, error) {
 	parts, err := topicPartitions(ctx, p.Brokers)
 	if err != nil {
 		return nil, err
 	}
-	lv := &live{reg: p.Registry, parts: parts, part: bus.SitePartitioner().ForTopic(bus.TopicTelemetry),
+	lv := &live{reg: p.Registry, parts: parts, prod: p.producer, part: bus.SitePartitioner().ForTopic(bus.TopicTelemetry),
 		self: "http://" + p.HTTP.Addr(), events: &eventSink{conn: p.ch, db: cfg.Database, flavor: flavor}}
 	if lv.tracker, err = newTracker(ctx, p.Registry, p.ch, cfg.Database, flavor); err != nil {
 		return nil, err
@@ -388,6 +425,10 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 		began := time.Now()
 		if p.HTTP != nil {
 			errs = append(errs, p.HTTP.Shutdown(ctx))
+		}
+		if p.desCancel != nil {
+			p.desCancel()
+			<-p.desDone
 		}
 		if p.Broker != nil {
 			errs = append(errs, p.Broker.Close())

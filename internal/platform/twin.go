@@ -14,8 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/api"
-	"github.com/polis-platform/polis/broker"
-	"github.com/polis-platform/polis/ingest/topic"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
@@ -32,7 +30,7 @@ type live struct {
 	svc     *twin.Service
 	parts   int
 	part    kgo.TopicPartitioner
-	broker  *broker.Broker
+	prod    *kgo.Client
 	tracker *lifecycle.Tracker
 	events  *eventSink
 	self    string // this instance's API base URL
@@ -68,9 +66,11 @@ func (l *live) AssetState(site, asset string, now time.Time) (v state.AssetView,
 	return v, local, owner
 }
 
-// SetDesired stores the desired properties in the owning twin and publishes
-// the asset's whole desired state, retained, on its state/desired topic so
-// the device gets it whenever it (re)subscribes.
+// SetDesired stores the desired properties in the owning twin and writes
+// the asset's whole desired state to the compacted desired topic; every
+// instance's broker publishes it retained on the device's state/desired
+// topic (followDesired), so the device gets it on whichever instance it is
+// connected to, and again after a restart.
 func (l *live) SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, now time.Time) (uint64, bool, string, error) {
 	var (
 		version uint64
@@ -98,8 +98,11 @@ func (l *live) SetDesired(site, asset string, props map[string]json.RawMessage, 
 	if err != nil {
 		return 0, true, "", fmt.Errorf("cannot encode desired state: %w", err)
 	}
-	if err := l.broker.Publish(topic.Build(site, asset, topic.Desired), body, true, 1); err != nil {
-		return version, true, "", err
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &kgo.Record{Topic: bus.TopicDesired, Key: []byte(site + "/" + asset), Value: body}
+	if err := l.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return version, true, "", fmt.Errorf("cannot publish desired state of %s/%s: %w", site, asset, err)
 	}
 	return version, true, "", nil
 }

@@ -239,10 +239,99 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 		return ok
 	})
 
+	// Desired state set on the owner (b) reaches a device connected to a's
+	// broker: it travels through the desired topic that every broker follows.
+	var dc registry.Credential
+	for _, c := range e.creds {
+		if c.Site == site {
+			dc = c
+			break
+		}
+	}
+	got := make(chan []byte, 1)
+	dcl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + a.Broker.Addr()).SetClientID(dc.Username).
+		SetUsername(dc.Username).SetPassword(dc.Password).SetAutoReconnect(false))
+	if tok := dcl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to a: %v", tok.Error())
+	}
+	defer dcl.Disconnect(50)
+	dtopic := fmt.Sprintf("polis/v1/%s/%s/state/desired", dc.Site, dc.Asset)
+	if tok := dcl.Subscribe(dtopic, 1, func(_ paho.Client, m paho.Message) { got <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe on a: %v", tok.Error())
+	}
+	r, _ = http.NewRequest("PATCH", fmt.Sprintf("http://%s/api/v1/sites/%s/assets/%s/desired", b.HTTP.Addr(), dc.Site, dc.Asset),
+		bytes.NewBufferString(`{"mode":"eco"}`))
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Set("If-Match", `"0"`)
+	if resp, err = http.DefaultClient.Do(r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PATCH desired on b: %v %v", err, resp.StatusCode)
+	}
+	resp.Body.Close()
+	select {
+	case m := <-got:
+		if !bytes.Contains(m, []byte(`"mode":"eco"`)) {
+			t.Fatalf("desired payload %s", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device on a's broker did not receive the desired state set on b")
+	}
+
 	stop(t, b)
 	eventually(t, 60*time.Second, func() bool { return len(a.Twin.Owned()) == 4 })
 	if code := getJSON(t, "http://"+a.HTTP.Addr()+"/api/v1/sites/"+site, nil); code != 200 {
 		t.Fatalf("after takeover: status %d", code)
 	}
 	stop(t, a)
+}
+
+// Desired state survives a restart: the broker's retained messages are
+// rebuilt from the desired topic before devices connect.
+func TestTwin_DesiredSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	token := "an-operator-token-for-tests"
+	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
+	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.creds[1]
+	p := e.start(t)
+	r, _ := http.NewRequest("PATCH", fmt.Sprintf("http://%s/api/v1/sites/%s/assets/%s/desired", p.HTTP.Addr(), c.Site, c.Asset),
+		bytes.NewBufferString(`{"brightness_pct":40}`))
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Set("If-Match", `"0"`)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PATCH desired: %v %v", err, resp.StatusCode)
+	}
+	resp.Body.Close()
+	stop(t, p)
+
+	p2 := e.start(t)
+	defer stop(t, p2)
+	got := make(chan []byte, 1)
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p2.Broker.Addr()).SetClientID(c.Username).
+		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer cl.Disconnect(50)
+	dtopic := fmt.Sprintf("polis/v1/%s/%s/state/desired", c.Site, c.Asset)
+	if tok := cl.Subscribe(dtopic, 1, func(_ paho.Client, m paho.Message) { got <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if !bytes.Contains(m, []byte(`"brightness_pct":40`)) {
+			t.Fatalf("retained desired payload %s", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retained desired state after restart")
+	}
+	// The twin kept the desired version too (restored from its snapshot).
+	var a struct {
+		DesiredVersion int `json:"desired_version"`
+	}
+	eventually(t, 20*time.Second, func() bool {
+		return getJSON(t, fmt.Sprintf("http://%s/api/v1/sites/%s/assets/%s", p2.HTTP.Addr(), c.Site, c.Asset), &a) == 200 && a.DesiredVersion == 1
+	})
 }
