@@ -24,6 +24,29 @@ func TestCommands_Help(t *testing.T) {
 	}
 }
 
+// The ISTAT importer on the real list of comuni (read from ../shared/data),
+// then the export in the same layout.
+func TestRegistryImport_ISTAT(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/registry.json"
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"registry", "import", "--registry", path,
+		"--istat", "../../../shared/data/comuni_mappa_ai_2020.csv", "--centroids", "../../../shared/data/comuni_centroidi_openpolis_2023.csv"}, &out)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "imported 7162 sites") || !strings.Contains(out.String(), "7 rows refused") {
+		t.Fatalf("unexpected report:\n%.400s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"registry", "export", "--registry", path, "--istat"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 7163 {
+		t.Fatalf("export has %d lines; want 7163 (header + 7162)", n)
+	}
+}
+
 func TestRun_UnknownCommand(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"nope"}, &out); err == nil || !strings.Contains(err.Error(), "unknown command") {

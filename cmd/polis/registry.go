@@ -22,15 +22,104 @@ const defaultDataDir = "../shared/data"
 
 func runRegistry(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: polis registry generate|hash [flags]")
+		return errors.New("usage: polis registry generate|import|export|hash [flags]")
 	}
 	switch args[0] {
 	case "generate":
 		return registryGenerate(args[1:], stdout)
+	case "import":
+		return registryImport(args[1:], stdout)
+	case "export":
+		return registryExport(args[1:], stdout)
 	case "hash":
 		return registryHash(os.Stdin, stdout)
 	}
-	return fmt.Errorf("unknown registry command %q: want generate or hash", args[0])
+	return fmt.Errorf("unknown registry command %q: want generate, import, export or hash", args[0])
+}
+
+// registryImport adds sites to a registry file from our CSV layout or from
+// ISTAT's list of comuni, printing the refused rows.
+func registryImport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("registry import", flag.ContinueOnError)
+	path := fs.String("registry", "var/registry.json", "registry file to update (created if missing)")
+	csvPath := fs.String("csv", "", "sites and assets in the layout of 'polis registry export' (registry.ImportHeader)")
+	istat := fs.String("istat", "", "ISTAT list of comuni (Mappa Aree Interne 2020 layout): adds a post office PO-<code>-1 per comune")
+	centroids := fs.String("centroids", filepath.Join(defaultDataDir, "comuni_centroidi_openpolis_2023.csv"), "comune centroids (with --istat)")
+	maxPop := fs.Int("max-population", registry.SmallComuneLimit, "with --istat: only comuni with fewer inhabitants")
+	strict := fs.Bool("strict", false, "import nothing if any row is refused")
+	creds := fs.String("credentials", "", "with --csv: append generated device secrets to this credentials file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if (*csvPath == "") == (*istat == "") {
+		return errors.New("give exactly one of --csv and --istat")
+	}
+	reg, err := registry.Load(*path)
+	if errors.Is(err, os.ErrNotExist) {
+		reg, err = registry.New(), nil
+	}
+	if err != nil {
+		return err
+	}
+	var rep *registry.ImportReport
+	if *istat != "" {
+		rep, err = registry.ImportComuniFiles(reg, *istat, *centroids, registry.ComuniOptions{MaxPopulation: *maxPop})
+	} else {
+		f, ferr := os.Open(*csvPath)
+		if ferr != nil {
+			return fmt.Errorf("cannot read %s: %w", *csvPath, ferr)
+		}
+		rep, err = registry.ImportCSV(reg, f, registry.ImportOptions{Strict: *strict})
+		f.Close()
+	}
+	if rep != nil {
+		fmt.Fprintf(stdout, "imported %d sites, %d assets; %d rows refused, %d warnings, %d filtered out\n",
+			rep.Sites, rep.Assets, len(rep.Refused), len(rep.Warnings), rep.Filtered)
+		for _, r := range rep.Refused {
+			fmt.Fprintf(stdout, "  refused line %d %s: %s\n", r.Line, r.ID, r.Reason)
+		}
+		for _, r := range rep.Warnings {
+			fmt.Fprintf(stdout, "  warning line %d %s: %s\n", r.Line, r.ID, r.Reason)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(rep.Credentials) > 0 {
+		if *creds == "" {
+			return fmt.Errorf("%d devices got new secrets: give --credentials FILE to keep them (nothing was saved)", len(rep.Credentials))
+		}
+		f, err := os.OpenFile(*creds, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("cannot write credentials: %w", err)
+		}
+		if err := registry.WriteCredentialsCSV(f, rep.Credentials); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cannot write credentials: %w", err)
+		}
+	}
+	return reg.Save(*path)
+}
+
+// registryExport writes a registry file as CSV, in our layout or ISTAT's.
+func registryExport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("registry export", flag.ContinueOnError)
+	path := fs.String("registry", "var/registry.json", "registry file")
+	istat := fs.Bool("istat", false, "write the post offices' comuni in the ISTAT layout instead")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	reg, err := registry.Load(*path)
+	if err != nil {
+		return err
+	}
+	if *istat {
+		return registry.ExportComuniCSV(stdout, reg)
+	}
+	return registry.ExportCSV(stdout, reg)
 }
 
 type generateFlags struct {
