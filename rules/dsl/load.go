@@ -1,0 +1,524 @@
+package dsl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Severities a rule may declare.
+var Severities = []string{"info", "warning", "critical"}
+
+// DefaultMetrics are the fleet's metric names (loadtest models); metric
+// literals in rules are checked against them unless Options say otherwise.
+var DefaultMetrics = []string{
+	"available", "cassette1_pct", "cassette2_pct", "cassette3_pct", "cassette4_pct",
+	"transactions_count", "cash_eur", "online", "session_count", "paper_pct",
+	"interactions_count", "free_count", "occupied_count", "temp_c", "humidity_pct",
+	"co2_ppm", "occupancy_count", "occupied", "lights_on", "power_kw", "energy_kwh",
+	"energy_total_kwh", "inverter_state", "connector_state", "fault",
+}
+
+// Options tune Load.
+type Options struct {
+	// Metrics are the known metric names; nil means DefaultMetrics.
+	Metrics []string
+	// AnyMetric turns the metric-name check off (a fleet with custom devices).
+	AnyMetric bool
+}
+
+// Position is where something is in a rule file; Line and Col are 1-based.
+type Position struct {
+	File      string
+	Line, Col int
+}
+
+func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Error is one problem in a rule file.
+type Error struct {
+	Pos  Position
+	Rule string // the rule's id, when known
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Rule != "" {
+		return fmt.Sprintf("%s: rule %q: %s", e.Pos, e.Rule, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+}
+
+// ErrorList is every problem Load found, in file order.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// posError is a position-only error from the compiler, completed by the loader.
+type posError struct {
+	line, col int
+	msg       string
+}
+
+// File is a loaded rule file.
+type File struct {
+	Name   string
+	Groups []*Group
+}
+
+// Group is a named list of rules.
+type Group struct {
+	Name  string
+	Rules []*Rule
+}
+
+// Rules returns every rule of f in file order.
+func (f *File) Rules() []*Rule {
+	var out []*Rule
+	for _, g := range f.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+// Rule is a compiled rule.
+type Rule struct {
+	ID, Group     string
+	Scope         Scope
+	For           time.Duration // condition must hold this long before firing
+	KeepFiringFor time.Duration // keep firing this long after the condition stops
+	Severity      string
+	Labels        map[string]string
+	Cond          *Program
+	Clear         *Program // nil: resolve as soon as Cond is false
+	Summary       *Template
+	Pos           Position
+}
+
+// Scope says which assets a rule applies to; an empty list matches all.
+type Scope struct {
+	AssetTypes []string
+	Regions    []string
+	Sites      []string
+	SiteLabels map[string]string // every pair must match
+}
+
+// Match reports whether an asset of type assetType at site is in scope.
+func (s *Scope) Match(assetType string, site *SiteEnv) bool {
+	in := func(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
+	if !in(s.AssetTypes, assetType) || !in(s.Regions, site.Region) || !in(s.Sites, site.ID) {
+		return false
+	}
+	for k, v := range s.SiteLabels {
+		if site.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	idRe    = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	labelRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	lineRe  = regexp.MustCompile(`line (\d+): `)
+)
+
+// maxErrors bounds the list so that a broken file does not flood the author.
+const maxErrors = 20
+
+type loader struct {
+	name    string
+	lines   []string
+	metrics map[string]bool
+	errs    ErrorList
+	rule    string // id of the rule being read
+	ids     map[string]Position
+}
+
+func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
+	l.errAt(n.Line, n.Column, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) errAt(line, col int, msg string) {
+	if len(l.errs) < maxErrors {
+		l.errs = append(l.errs, &Error{Pos: Position{l.name, line, col}, Rule: l.rule, Msg: msg})
+	}
+}
+
+// Load parses and compiles one rule file. name is used in positions. The
+// error, if any, is an ErrorList.
+func Load(name string, src []byte, opts Options) (*File, error) {
+	l := &loader{name: name, ids: map[string]Position{}}
+	if !opts.AnyMetric {
+		ms := opts.Metrics
+		if ms == nil {
+			ms = DefaultMetrics
+		}
+		l.metrics = make(map[string]bool, len(ms))
+		for _, m := range ms {
+			l.metrics[m] = true
+		}
+	}
+	l.lines = strings.Split(string(src), "\n")
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		line := 1
+		if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		l.errAt(line, 1, lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), ""))
+		return nil, l.errs
+	}
+	f := &File{Name: name}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		l.errAt(1, 1, "empty file: want groups")
+		return nil, l.errs
+	}
+	root := doc.Content[0]
+	l.mapping(root, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "groups":
+			l.seq(v, func(n *yaml.Node) {
+				if g := l.group(n); g != nil {
+					f.Groups = append(f.Groups, g)
+				}
+			})
+		default:
+			l.errorf(k, "unknown key %q (want groups)", key)
+		}
+	}, "groups")
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return f, nil
+}
+
+// LoadDir loads every *.yaml and *.yml of dir, in name order, and refuses
+// an id used in two files.
+func LoadDir(dir string, opts Options) ([]*File, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read rules directory %s: %w", dir, err)
+	}
+	var files []*File
+	var errs ErrorList
+	seen := map[string]Position{}
+	for _, e := range ents {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read rule file %s: %w", path, err)
+		}
+		f, err := Load(path, src, opts)
+		var el ErrorList
+		if errors.As(err, &el) {
+			errs = append(errs, el...)
+			continue
+		}
+		for _, r := range f.Rules() {
+			if p, ok := seen[r.ID]; ok {
+				errs = append(errs, &Error{Pos: r.Pos, Rule: r.ID, Msg: "duplicate id, first defined at " + p.String()})
+			}
+			seen[r.ID] = r.Pos
+		}
+		files = append(files, f)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return files, nil
+}
+
+// resolve refuses aliases: expanding them while walking could take
+// exponential time on a hostile file, and rule files do not need them.
+func (l *loader) resolve(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		l.errorf(n, "aliases (*name) are not supported in rule files")
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+	}
+	return n
+}
+
+// mapping calls f for each key of a mapping node, refusing duplicate keys
+// and reporting missing required ones.
+func (l *loader) mapping(n *yaml.Node, f func(key string, k, v *yaml.Node), required ...string) {
+	n = l.resolve(n)
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, "want a mapping, got %s", kind(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := l.resolve(n.Content[i]), l.resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			l.errorf(k, "want a key, got %s", kind(k))
+			continue
+		}
+		if seen[k.Value] {
+			l.errorf(k, "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		f(k.Value, k, v)
+	}
+	for _, r := range required {
+		if !seen[r] {
+			l.errorf(n, "missing key %q", r)
+		}
+	}
+}
+
+func (l *loader) seq(n *yaml.Node, f func(*yaml.Node)) {
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "want a list, got %s", kind(n))
+		return
+	}
+	for _, c := range n.Content {
+		f(l.resolve(c))
+	}
+}
+
+func kind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "an alias"
+}
+
+func (l *loader) str(n *yaml.Node) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errorf(n, "want a string, got %s", kind(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) strings(n *yaml.Node) []string {
+	var out []string
+	l.seq(n, func(c *yaml.Node) {
+		if s, ok := l.str(c); ok {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+func (l *loader) strMap(n *yaml.Node) map[string]string {
+	out := map[string]string{}
+	l.mapping(n, func(key string, k, v *yaml.Node) {
+		if !labelRe.MatchString(key) {
+			l.errorf(k, "bad label name %q: want letters, digits and _", key)
+		}
+		if s, ok := l.str(v); ok {
+			out[key] = s
+		}
+	})
+	return out
+}
+
+func (l *loader) duration(n *yaml.Node) time.Duration {
+	s, ok := l.str(n)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		l.errorf(n, "bad duration %q: %v", s, err)
+	}
+	return d
+}
+
+func (l *loader) group(n *yaml.Node) *Group {
+	g := &Group{}
+	var rules *yaml.Node
+	l.mapping(n, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			g.Name, _ = l.str(v)
+		case "rules":
+			rules = v
+		default:
+			l.errorf(k, "unknown key %q in group (want name, rules)", key)
+		}
+	}, "name", "rules")
+	if rules != nil {
+		l.seq(rules, func(n *yaml.Node) {
+			if r := l.ruleOf(n, g.Name); r != nil {
+				g.Rules = append(g.Rules, r)
+			}
+		})
+	}
+	return g
+}
+
+var ruleKeys = "id, scope, expr, for, clear, keep_firing_for, severity, labels, summary"
+
+func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
+	r := &Rule{Group: group, Pos: Position{l.name, n.Line, n.Column}}
+	l.rule = ""
+	defer func() { l.rule = "" }()
+	// The id first, so that every other error names the rule.
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "id" {
+				v := n.Content[i+1]
+				if s, ok := l.str(v); ok {
+					r.ID, l.rule = s, s
+					if !idRe.MatchString(s) {
+						l.errorf(v, "bad id %q: want lower case letters, digits and _", s)
+					} else if p, dup := l.ids[s]; dup {
+						l.errorf(v, "duplicate id %q, first defined at %s", s, p)
+					} else {
+						l.ids[s] = Position{l.name, v.Line, v.Column}
+					}
+				}
+				break
+			}
+		}
+	}
+	before := len(l.errs)
+	l.mapping(n, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "id":
+		case "scope":
+			r.Scope = l.scope(v)
+		case "expr":
+			r.Cond = l.program(v, true, "expr")
+		case "clear":
+			r.Clear = l.program(v, true, "clear")
+		case "for":
+			r.For = l.duration(v)
+		case "keep_firing_for":
+			r.KeepFiringFor = l.duration(v)
+		case "severity":
+			if s, ok := l.str(v); ok {
+				if !slices.Contains(Severities, s) {
+					l.errorf(v, "bad severity %q: want info, warning or critical", s)
+				}
+				r.Severity = s
+			}
+		case "labels":
+			r.Labels = l.strMap(v)
+		case "summary":
+			if s, ok := l.str(v); ok {
+				t, pe := compileTemplate(l.text(v, s))
+				if pe != nil {
+					l.errAt(pe.line, pe.col, pe.msg)
+				} else if v.Style == yaml.FoldedStyle {
+					// Fold the text only after compiling, so positions hold.
+					for i := range t.lits {
+						t.lits[i] = strings.ReplaceAll(t.lits[i], "\n", " ")
+					}
+				}
+				r.Summary = t
+			}
+		default:
+			l.errorf(k, "unknown key %q (want %s)", key, ruleKeys)
+		}
+	}, "id", "expr", "severity")
+	if len(l.errs) > before {
+		return nil
+	}
+	if r.Summary == nil {
+		r.Summary = &Template{lits: []string{""}}
+	}
+	return r
+}
+
+func (l *loader) scope(n *yaml.Node) Scope {
+	var s Scope
+	l.mapping(n, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "asset_types":
+			s.AssetTypes = l.strings(v)
+		case "regions":
+			s.Regions = l.strings(v)
+		case "sites":
+			s.Sites = l.strings(v)
+		case "site_labels":
+			s.SiteLabels = l.strMap(v)
+		default:
+			l.errorf(k, "unknown key %q in scope (want asset_types, regions, sites, site_labels)", key)
+		}
+	})
+	return s
+}
+
+func (l *loader) program(n *yaml.Node, asBool bool, what string) *Program {
+	s, ok := l.str(n)
+	if !ok {
+		return nil
+	}
+	src, w, metrics := l.text(n, s)
+	if strings.TrimSpace(src) == "" {
+		l.errorf(n, "%s: empty expression", what)
+		return nil
+	}
+	p, pe := compile(src, asBool, w, metrics)
+	if pe != nil {
+		l.errAt(pe.line, pe.col, what+": "+pe.msg)
+	}
+	return p
+}
+
+// text returns the expression text of a scalar and where it starts. A
+// block scalar is rebuilt from the source lines, dedented, so that an
+// expression line is a file line (folding would lose that).
+func (l *loader) text(n *yaml.Node, value string) (string, where, map[string]bool) {
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		indent := -1
+		var out []string
+		for i := n.Line; i < len(l.lines); i++ { // n.Line is the indicator's line
+			line := strings.TrimRight(l.lines[i], "\r")
+			if strings.TrimSpace(line) == "" {
+				out = append(out, "")
+				continue
+			}
+			ind := len(line) - len(strings.TrimLeft(line, " "))
+			if indent < 0 {
+				indent = ind
+			}
+			if ind < indent {
+				break
+			}
+			out = append(out, line[indent:])
+		}
+		for len(out) > 0 && out[len(out)-1] == "" {
+			out = out[:len(out)-1]
+		}
+		if indent < 0 || len(out) == 0 {
+			return value, where{line: n.Line, col: n.Column}, l.metrics
+		}
+		return strings.Join(out, "\n"), where{line: n.Line + 1, col: indent + 1, block: true}, l.metrics
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		return value, where{line: n.Line, col: n.Column + 1}, l.metrics
+	}
+	return value, where{line: n.Line, col: n.Column}, l.metrics
+}
