@@ -27,6 +27,7 @@ var commands = []command{
 	{"registry", "generate the synthetic fleet, hash secrets (registry generate|hash)", runRegistry},
 	{"simulate", "publish simulated fleet telemetry over MQTT", runSimulate},
 	{"clickhouse", "run a ClickHouse server with its config and data under a directory", runClickHouse},
+	{"rules", "check rule files (rules check FILE...)", runRules},
 }
 
 func main() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 )
@@ -15,6 +16,9 @@ func TestCommands_Help(t *testing.T) {
 		args := []string{c.name, "-h"}
 		if c.name == "registry" {
 			args = []string{c.name, "generate", "-h"}
+		}
+		if c.name == "rules" {
+			continue // no flags: checked in TestRulesCheck
 		}
 		var out bytes.Buffer
 		err := run(context.Background(), args, &out)
@@ -78,5 +82,21 @@ func TestRegistryHash_RefusesShortSecrets(t *testing.T) {
 	}
 	if err := registryHash(strings.NewReader("a long enough secret\n"), &out); err != nil || !strings.HasPrefix(out.String(), "$2") {
 		t.Fatalf("unexpected hash %q, err %v", out.String(), err)
+	}
+}
+
+func TestRulesCheck(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"rules", "check", "../../rules/pack/polis.yaml"}, &out); err != nil {
+		t.Fatalf("the default pack: %v\n%s", err, out.String())
+	}
+	bad := t.TempDir() + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("groups:\n  - name: g\n    rules:\n      - id: x\n        expr: value >\n        severity: warning\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"rules", "check", bad}, &out)
+	if err == nil || !strings.Contains(out.String(), "bad.yaml:5:") {
+		t.Fatalf("a bad rule must be refused with its position; got %v\n%s", err, out.String())
 	}
 }
