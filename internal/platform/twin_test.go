@@ -335,3 +335,32 @@ func TestTwin_DesiredSurvivesRestart(t *testing.T) {
 		return getJSON(t, fmt.Sprintf("http://%s/api/v1/sites/%s/assets/%s", p2.HTTP.Addr(), c.Site, c.Asset), &a) == 200 && a.DesiredVersion == 1
 	})
 }
+
+// Evidence moves lifecycles too: a planned asset that reports telemetry is
+// installed, and the change is stored with its cause.
+func TestTwin_LifecycleByEvidence(t *testing.T) {
+	e := newEnv(t)
+	p := e.start(t)
+	defer stop(t, p)
+	var c registry.Credential
+	for _, cr := range e.creds {
+		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && (a.Lifecycle == "planned" || a.Lifecycle == "") {
+			c = cr
+			break
+		}
+	}
+	if c.Site == "" {
+		t.Fatal("the generated fleet has no planned asset to test with")
+	}
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
+		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer cl.Disconnect(50)
+	if tok := cl.Publish(fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset), 1, false, `{"m":{"temp_c":20}}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	q := fmt.Sprintf("SELECT count() FROM %%s.lifecycle_events WHERE site = '%s' AND asset = '%s' AND from_state = 'planned' AND to_state = 'installed' AND actor = 'system'", c.Site, c.Asset)
+	eventually(t, 30*time.Second, func() bool { return e.count(t, q) == 1 })
+}
