@@ -38,6 +38,9 @@ type Options struct {
 	NewPartition func(p int32) *state.Store
 	// SnapshotEvery is how often owned partitions are snapshotted.
 	SnapshotEvery time.Duration
+	// OnApply, if set, sees every record applied to a store, under that
+	// partition's lock (the rules engine evaluates here). It must not keep r.
+	OnApply func(st *state.Store, r *record.Record, c state.Change)
 	// InstanceID names this member in logs (default: the Kafka member id).
 	InstanceID string
 	Logger     *slog.Logger
@@ -175,6 +178,9 @@ func (s *Service) apply(fs kgo.Fetches) {
 			return
 		}
 		c := o.p.Apply(&rec)
+		if s.o.OnApply != nil {
+			s.o.OnApply(o.p, &rec, c)
+		}
 		if publish {
 			if u, ok := updateOf(&rec, c); ok {
 				s.hub.publish(u)

@@ -41,6 +41,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.Logger, cfg.KafkaBrokers = log, splitList(brokers)
+	if cfg.RulesDir == "" {
+		cfg.RulesDir = "rules/pack" // the default rule pack
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", cfg.DataDir, err)
 	}

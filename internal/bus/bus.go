@@ -5,12 +5,14 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -135,6 +137,23 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// A log persisted by an older version lacks the topics added since:
+	// seeds apply to a new cluster only.
+	for _, t := range Topics() {
+		parts := o.Partitions
+		if t == TopicRegistry {
+			parts = 1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := adm.CreateTopics(ctx, parts, 1, nil, t)
+		cancel()
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("cannot create topic %s: %w", t, err)
+		}
+	}
 	ret := strconv.FormatInt(o.Retention.Milliseconds(), 10)
 	var alters []kadm.AlterConfig
 	for _, t := range Topics() {

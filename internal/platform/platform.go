@@ -23,8 +23,11 @@ import (
 	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/broker"
 	"github.com/polis-platform/polis/ingest"
+	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/ingest/topic"
 	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/rules"
+	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin"
@@ -61,6 +64,7 @@ type Config struct {
 	TokensPath   string // API tokens (YAML); empty: every write is refused
 
 	TwinSnapshotEvery time.Duration
+	RulesDir          string // alert rules (*.yaml); empty: no rules
 
 	Logger *slog.Logger
 }
@@ -102,6 +106,8 @@ type Platform struct {
 	writerCancel context.CancelFunc
 	writerDone   chan error
 	Twin         *twin.Service
+	Rules        *rules.Service
+	metrics      prometheus.Registerer
 	twinCancel   context.CancelFunc
 	twinDone     chan error
 	lifeDone     chan struct{}
@@ -120,12 +126,14 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	}
 	began := time.Now()
 	p = &Platform{cfg: cfg, log: cfg.Logger}
+	started := p // the error returns below clear p
 	defer func() {
 		if err != nil {
-			_ = p.Shutdown(context.Background())
+			_ = started.Shutdown(context.Background())
 		}
 	}()
 	reg := prometheus.NewRegistry()
+	p.metrics = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if p.Registry, err = registry.Load(cfg.RegistryPath); err != nil {
@@ -338,8 +346,16 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 	if lv.tracker, err = newTracker(ctx, p.Registry, p.ch, cfg.Database, flavor); err != nil {
 		return nil, err
 	}
+	var onApply func(*state.Store, *record.Record, state.Change)
+	if cfg.RulesDir != "" {
+		if p.Rules, err = rules.New(rules.Options{Dir: cfg.RulesDir, Registry: p.Registry, Producer: p.producer, Logger: cfg.Logger, Registerer: p.metrics,
+			Engine: engine.Options{MaxLateness: 10 * time.Minute}}); err != nil {
+			return nil, err
+		}
+		onApply = p.Rules.Applied
+	}
 	p.Twin, err = twin.New(twin.Options{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database, SnapshotEvery: cfg.TwinSnapshotEvery,
-		InstanceID: lv.self, Logger: cfg.Logger,
+		InstanceID: lv.self, Logger: cfg.Logger, OnApply: onApply,
 		NewPartition: func(part int32) *state.Store {
 			st := state.New(state.Options{})
 			for _, s := range p.Registry.Sites() {
@@ -360,6 +376,20 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 	go func() { p.twinDone <- p.Twin.Run(tctx) }()
 	go func() {
 		defer close(p.lifeDone)
+		if p.Rules != nil {
+			go func() {
+				t := time.NewTicker(10 * time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-tctx.Done():
+						return
+					case now := <-t.C:
+						p.Rules.Tick(now)
+					}
+				}
+			}()
+		}
 		runLifecycle(tctx, p.Twin, lv.tracker, lv.events, func(err error) { p.log.Warn("lifecycle", "err", err) })
 	}()
 	return lv, nil
