@@ -185,7 +185,7 @@ func (s *Service) ring(key string) *dsl.Ring {
 func (s *Service) emit(ns []engine.Notification) {
 	for _, n := range ns {
 		s.changes.WithLabelValues(string(n.Kind), fmt.Sprint(n.Deliver)).Inc()
-		b, err := json.Marshal(n)
+		b, err := record.MarshalAlert(alertChange(n))
 		if err != nil {
 			s.log.Warn("cannot encode alert notification", "err", err)
 			continue
@@ -223,4 +223,24 @@ func siteEnv(s *registry.Site, v state.SiteView, now time.Time) dsl.SiteEnv {
 	}
 	fillAggregates(&e, v)
 	return e
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// alertChange is the wire form of a notification on polis.alerts.v1.
+func alertChange(n engine.Notification) *record.AlertChange {
+	a := n.Alert
+	c := &record.AlertChange{Kind: string(n.Kind), At: ms(n.At), Deliver: n.Deliver, Level: n.Level,
+		Fingerprint: a.Fingerprint, RuleID: a.RuleID, Site: a.Site, Asset: a.Asset, State: a.State.String(),
+		Severity: a.Severity, Summary: a.Summary, Labels: a.Labels, Value: a.Value,
+		ActiveAt: ms(a.ActiveAt), FiredAt: ms(a.FiredAt), ResolvedAt: ms(a.ResolvedAt), Assignee: a.Assignee, Occurrence: a.Occurrence}
+	if a.Ack != nil {
+		c.AckedBy = a.Ack.By
+	}
+	return c
 }

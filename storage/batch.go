@@ -31,6 +31,7 @@ type batch struct {
 	tel     *telemetryRows
 	ev      *eventRows
 	dl      *deadLetterRows
+	al      *alertRows
 }
 
 func newBatch(f schema.Flavor) *batch {
@@ -38,8 +39,9 @@ func newBatch(f schema.Flavor) *batch {
 		tel: &telemetryRows{legacy: f == schema.Legacy},
 		ev:  &eventRows{legacy: f == schema.Legacy},
 		dl:  &deadLetterRows{},
+		al:  &alertRows{legacy: f == schema.Legacy},
 	}
-	b.tables = []table{b.tel, b.ev, b.dl}
+	b.tables = []table{b.tel, b.ev, b.dl, b.al}
 	b.sent = make([]bool, len(b.tables))
 	return b
 }

@@ -165,7 +165,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(w.o.Brokers...),
 		kgo.ConsumerGroup(bus.GroupStorage),
-		kgo.ConsumeTopics(bus.TopicTelemetry, bus.TopicEvents, bus.TopicDeadLetter),
+		kgo.ConsumeTopics(bus.TopicTelemetry, bus.TopicEvents, bus.TopicDeadLetter, bus.TopicAlerts),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		// Rebalances wait until the batch is committed, so a commit never
@@ -288,6 +288,15 @@ func (w *Writer) add(b *batch, kr *kgo.Record) {
 			return
 		}
 		b.dl.add(&d)
+		return
+	}
+	if kr.Topic == bus.TopicAlerts {
+		var a record.AlertChange
+		if err := record.UnmarshalAlert(kr.Value, &a); err != nil {
+			w.skip(kr, "decode", err)
+			return
+		}
+		b.al.add(&a)
 		return
 	}
 	var r record.Record

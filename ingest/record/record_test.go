@@ -57,3 +57,22 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func FuzzUnmarshalAlert(f *testing.F) {
+	f.Add([]byte(`{"v":1,"kind":"fired","fingerprint":"ab","rule_id":"r","site":"PO-1","asset":"a"}`))
+	f.Add([]byte(`{"v":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var a AlertChange
+		if err := UnmarshalAlert(b, &a); err != nil {
+			return
+		}
+		b2, err := MarshalAlert(&a)
+		if err != nil {
+			t.Fatalf("re-marshal: %v", err)
+		}
+		var a2 AlertChange
+		if err := UnmarshalAlert(b2, &a2); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}

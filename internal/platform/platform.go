@@ -415,7 +415,7 @@ func (p *Platform) waitDrained(ctx context.Context) error {
 			var total int64
 			lags.Each(func(l kadm.DescribedGroupLag) {
 				for t, ps := range l.Lag {
-					if t != bus.TopicTelemetry && t != bus.TopicEvents && t != bus.TopicDeadLetter {
+					if t != bus.TopicTelemetry && t != bus.TopicEvents && t != bus.TopicDeadLetter && t != bus.TopicAlerts {
 						continue
 					}
 					for _, pl := range ps {

@@ -2,7 +2,6 @@ package platform_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/twin/registry"
@@ -65,13 +65,9 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 	for ctx.Err() == nil {
 		var fired bool
 		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			var n struct {
-				Kind    string
-				Deliver bool
-				Alert   struct{ RuleID, Site, Asset, Summary string }
-			}
-			if json.Unmarshal(r.Value, &n) == nil && n.Kind == "fired" && n.Deliver && n.Alert.RuleID == "too_hot" &&
-				n.Alert.Asset == c.Asset && n.Alert.Summary == c.Asset+" at 31 C" {
+			var n record.AlertChange
+			if record.UnmarshalAlert(r.Value, &n) == nil && n.Kind == "fired" && n.Deliver && n.RuleID == "too_hot" &&
+				n.Asset == c.Asset && n.Summary == c.Asset+" at 31 C" {
 				fired = true
 			}
 		})
@@ -79,6 +75,10 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 			if got := len(p.Rules.Alerts(engine.Filter{RuleID: "too_hot", States: []engine.State{engine.StateFiring}})); got != 1 {
 				t.Fatalf("current alerts: %d; want 1", got)
 			}
+			// The storage writer keeps the alert history in ClickHouse.
+			eventually(t, 20*time.Second, func() bool {
+				return e.count(t, "SELECT count() FROM %s.alerts WHERE rule_id = 'too_hot' AND kind = 'fired' AND delivered = 1") == 1
+			})
 			return
 		}
 	}

@@ -18,6 +18,7 @@ const (
 	TableMigrations  = "schema_migrations"
 	TableLifecycle   = "lifecycle_events"
 	TableSnapshots   = "twin_snapshots"
+	TableAlerts      = "alerts"
 )
 
 // Options tune the generated DDL. They are read when a migration is first
@@ -65,6 +66,7 @@ func Migrations(f Flavor, db string, o Options) []Migration {
 		{Version: 4, Name: "deadletter", Statements: []string{d.deadLetter()}},
 		{Version: 5, Name: "lifecycle_events", Statements: []string{d.lifecycle()}},
 		{Version: 6, Name: "twin_snapshots", Statements: []string{d.snapshots()}},
+		{Version: 7, Name: "alerts", Statements: []string{d.alerts()}},
 	}
 }
 
@@ -293,4 +295,34 @@ func (d dialect) snapshots() string {
 ENGINE = ReplacingMergeTree(taken_ms)
 PARTITION BY tuple()
 ORDER BY (partition)`
+}
+
+// alerts is the alert history: every change of every alert, so MTTA and
+// MTTR are SQL over fired, acked and resolved rows of one fingerprint.
+func (d dialect) alerts() string {
+	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + TableAlerts + `
+(
+    ts ` + d.time("DoubleDelta, ZSTD(1)") + `,` + d.msColumn("ts") + `
+    kind ` + d.label() + `,
+    delivered UInt8,
+    level UInt8,
+    fingerprint String,
+    rule_id ` + d.label() + `,
+    site ` + d.label() + `,
+    asset ` + d.label() + `,
+    state ` + d.label() + `,
+    severity ` + d.label() + `,
+    summary String` + d.codec("ZSTD(3)") + `,
+    labels String` + d.codec("ZSTD(3)") + `,
+    value Float64,
+    active_at DateTime('UTC'),
+    fired_at DateTime('UTC'),
+    resolved_at DateTime('UTC'),
+    acked_by String,
+    assignee String,
+    occurrence UInt32
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, rule_id, fingerprint, ts` + d.msKey("ts") + `, kind)`
 }

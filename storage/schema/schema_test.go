@@ -137,7 +137,7 @@ func TestApply_Legacy(t *testing.T) {
 	if v, _ := ServerVersion(ctx, conn); f != Legacy {
 		t.Skipf("server %s is %s; this test covers Legacy", v, f)
 	}
-	all := []int{1, 2, 3, 4, 5, 6}
+	all := []int{1, 2, 3, 4, 5, 6, 7}
 	applied, err := Apply(ctx, conn, db)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestApply_Legacy(t *testing.T) {
 	for _, x := range tables {
 		names = append(names, x.Name)
 	}
-	want := []string{"deadletter", "events", "lifecycle_events", "schema_migrations", "telemetry", "telemetry_1h", "telemetry_1h_mv",
+	want := []string{"alerts", "deadletter", "events", "lifecycle_events", "schema_migrations", "telemetry", "telemetry_1h", "telemetry_1h_mv",
 		"telemetry_1m", "telemetry_1m_mv", "twin_snapshots"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("unexpected tables; got %v; want %v", names, want)

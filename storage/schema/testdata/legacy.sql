@@ -147,3 +147,31 @@ CREATE TABLE IF NOT EXISTS polis.twin_snapshots
 ENGINE = ReplacingMergeTree(taken_ms)
 PARTITION BY tuple()
 ORDER BY (partition);
+
+-- migration 7: alerts
+CREATE TABLE IF NOT EXISTS polis.alerts
+(
+    ts DateTime('UTC'),
+    ts_ms UInt16,
+    kind String,
+    delivered UInt8,
+    level UInt8,
+    fingerprint String,
+    rule_id String,
+    site String,
+    asset String,
+    state String,
+    severity String,
+    summary String,
+    labels String,
+    value Float64,
+    active_at DateTime('UTC'),
+    fired_at DateTime('UTC'),
+    resolved_at DateTime('UTC'),
+    acked_by String,
+    assignee String,
+    occurrence UInt32
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, rule_id, fingerprint, ts, ts_ms, kind);

@@ -150,3 +150,30 @@ CREATE TABLE IF NOT EXISTS polis.twin_snapshots
 ENGINE = ReplacingMergeTree(taken_ms)
 PARTITION BY tuple()
 ORDER BY (partition);
+
+-- migration 7: alerts
+CREATE TABLE IF NOT EXISTS polis.alerts
+(
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    kind LowCardinality(String),
+    delivered UInt8,
+    level UInt8,
+    fingerprint String,
+    rule_id LowCardinality(String),
+    site LowCardinality(String),
+    asset LowCardinality(String),
+    state LowCardinality(String),
+    severity LowCardinality(String),
+    summary String CODEC(ZSTD(3)),
+    labels String CODEC(ZSTD(3)),
+    value Float64,
+    active_at DateTime('UTC'),
+    fired_at DateTime('UTC'),
+    resolved_at DateTime('UTC'),
+    acked_by String,
+    assignee String,
+    occurrence UInt32
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site, asset, rule_id, fingerprint, ts, kind);
