@@ -46,12 +46,14 @@ const (
 	actDesired   action = "change desired state"
 	actLifecycle action = "change an asset's lifecycle"
 	actRegistry  action = "change the registry"
+	actAlerts    action = "acknowledge, assign or silence alerts"
 )
 
 var allowedRoles = map[action][]Role{
 	actDesired:   {RoleOperator, RoleFacilityManager},
 	actLifecycle: {RoleOperator},
 	actRegistry:  {RoleOperator},
+	actAlerts:    {RoleOperator, RoleFacilityManager},
 }
 
 // LoadTokens reads API tokens from a YAML file:

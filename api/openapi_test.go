@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/polis-platform/polis/rules/engine"
 )
 
 // TestOpenAPIDocument loads the document as served and checks that it is
@@ -34,7 +36,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	var mounted []string
 	// Every optional route mounted, as with all dependencies given.
-	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}}}).routes(nil) {
+	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{})}}).routes(nil) {
 		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
 	}
 	sort.Strings(documented)
@@ -43,7 +45,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("the document and the routes differ;\ndocumented %v\nmounted    %v", documented, mounted)
 	}
 	for _, op := range []string{"PATCH /api/v1/sites/{site}/assets/{asset}/desired", "POST /api/v1/sites/{site}/assets/{asset}/lifecycle",
-		"POST /api/v1/registry/import", "GET /api/v1/registry/export"} {
+		"POST /api/v1/registry/import", "GET /api/v1/registry/export",
+		"POST /api/v1/alerts/{fingerprint}/ack", "POST /api/v1/alerts/{fingerprint}/assign",
+		"POST /api/v1/silences", "DELETE /api/v1/silences/{id}"} {
 		method, path, _ := strings.Cut(op, " ")
 		if o := doc.Paths.Value(path).GetOperation(method); o.Security == nil || len(*o.Security) == 0 {
 			t.Fatalf("%s has no bearer security", op)

@@ -90,9 +90,13 @@ type TwinOptions struct {
 	// /api/v1/registry/import, GET /api/v1/registry/export; role
 	// operator). nil: they are not mounted (404).
 	Registrar Registrar
-	Tokens    []Token
-	Now       func() time.Time // default time.Now
-	Logger    *slog.Logger
+	// Alerts, if set, mounts the alert routes (/api/v1/alerts...,
+	// /api/v1/silences...; reads open, writes operator or
+	// facility_manager). nil: they are not mounted (404).
+	Alerts AlertStore
+	Tokens []Token
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger
 }
 
 // twinAPI serves /api/v1/sites..., /api/v1/stream and the OpenAPI document.
@@ -177,6 +181,9 @@ func (a *twinAPI) routes(doc []byte) []route {
 			route{"POST", "/api/v1/registry/import", http.HandlerFunc(a.importRegistry)},
 			route{"GET", "/api/v1/registry/export", http.HandlerFunc(a.exportRegistry)},
 		)
+	}
+	if a.o.Alerts != nil {
+		rts = append(rts, a.alertRoutes()...)
 	}
 	return rts
 }

@@ -244,3 +244,36 @@ func alertChange(n engine.Notification) *record.AlertChange {
 	}
 	return c
 }
+
+// The alert store of the API: reads go to the engine; acknowledgements and
+// assignments are alert changes too, so they are written to the topic.
+
+// Get returns one alert.
+func (s *Service) Get(fp string) (engine.Alert, bool) { return s.eng.Get(fp) }
+
+// Ack acknowledges an alert.
+func (s *Service) Ack(fp, user, comment string, at time.Time) (engine.Notification, error) {
+	n, err := s.eng.Ack(fp, user, comment, at)
+	if err == nil {
+		s.emit([]engine.Notification{n})
+	}
+	return n, err
+}
+
+// Assign gives an alert an assignee.
+func (s *Service) Assign(fp, user string, at time.Time) (engine.Notification, error) {
+	n, err := s.eng.Assign(fp, user, at)
+	if err == nil {
+		s.emit([]engine.Notification{n})
+	}
+	return n, err
+}
+
+// Silence adds or replaces a silence.
+func (s *Service) Silence(si engine.Silence) error { return s.eng.Silence(si) }
+
+// Unsilence removes a silence.
+func (s *Service) Unsilence(id string) error { return s.eng.Unsilence(id) }
+
+// Silences lists the silences.
+func (s *Service) Silences() []engine.Silence { return s.eng.Silences() }

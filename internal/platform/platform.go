@@ -28,6 +28,7 @@ import (
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/engine"
+	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin"
@@ -65,6 +66,8 @@ type Config struct {
 
 	TwinSnapshotEvery time.Duration
 	RulesDir          string // alert rules (*.yaml); empty: no rules
+	AlertWebhook      string // URL that gets every delivered alert change; empty: none
+	AlertWebhookKey   string // HMAC-SHA256 key signing the webhook body
 
 	Logger *slog.Logger
 }
@@ -115,6 +118,8 @@ type Platform struct {
 	regDone      chan struct{}
 	desCancel    context.CancelFunc
 	desDone      chan struct{}
+	sinkCancel   context.CancelFunc
+	sinkDone     chan struct{}
 	closeOnce    sync.Once
 }
 
@@ -254,10 +259,24 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 			return nil, err
 		}
 	}
-	if err := p.HTTP.MountTwin(api.TwinOptions{Fleet: fleet{p.Registry}, Live: lv,
+	topts := api.TwinOptions{Fleet: fleet{p.Registry}, Live: lv,
 		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
-		Registrar: &registrar{live: lv, prod: p.producer, path: cfg.RegistryPath}}); err != nil {
+		Registrar: &registrar{live: lv, prod: p.producer, path: cfg.RegistryPath}}
+	if p.Rules != nil {
+		topts.Alerts = p.Rules
+	}
+	if err := p.HTTP.MountTwin(topts); err != nil {
 		return nil, err
+	}
+	if cfg.AlertWebhook != "" {
+		wh, err := sink.NewWebhook(sink.WebhookOptions{Name: "webhook", URL: cfg.AlertWebhook, Secret: []byte(cfg.AlertWebhookKey),
+			Brokers: p.Brokers, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		p.sinkCancel, p.sinkDone = cancel, make(chan struct{})
+		go func() { defer close(p.sinkDone); _ = wh.Run(sctx) }()
 	}
 	p.HTTP.Serve()
 	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,
@@ -502,6 +521,10 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 		if p.regCancel != nil {
 			p.regCancel()
 			<-p.regDone
+		}
+		if p.sinkCancel != nil {
+			p.sinkCancel()
+			<-p.sinkDone
 		}
 		if p.ch != nil {
 			errs = append(errs, p.ch.Close())

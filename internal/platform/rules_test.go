@@ -3,8 +3,12 @@ package platform_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/rules/engine"
+	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -35,6 +40,21 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cfg.RulesDir = dir
+	hooked := make(chan record.AlertChange, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var a record.AlertChange
+		if r.Header.Get(sink.SignatureHeader) == sink.Sign([]byte("k"), body) && record.UnmarshalAlert(body, &a) == nil {
+			hooked <- a
+		}
+	}))
+	defer hook.Close()
+	e.cfg.AlertWebhook, e.cfg.AlertWebhookKey = hook.URL, "k"
+	token := "an-operator-token-for-tests"
+	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
+	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p := e.start(t)
 	defer stop(t, p)
 	var c registry.Credential
@@ -78,6 +98,34 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 			// The storage writer keeps the alert history in ClickHouse.
 			eventually(t, 20*time.Second, func() bool {
 				return e.count(t, "SELECT count() FROM %s.alerts WHERE rule_id = 'too_hot' AND kind = 'fired' AND delivered = 1") == 1
+			})
+			// The signed webhook got it.
+			select {
+			case a := <-hooked:
+				if a.Kind != "fired" || a.RuleID != "too_hot" {
+					t.Fatalf("webhook got %+v", a)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the webhook did not receive the alert")
+			}
+			// The API lists it and an operator acknowledges it.
+			var list struct {
+				Items []struct{ Fingerprint, State string }
+			}
+			if code := getJSON(t, "http://"+p.HTTP.Addr()+"/api/v1/alerts?rule=too_hot", &list); code != 200 || len(list.Items) != 1 {
+				t.Fatalf("GET alerts: %d %+v", code, list)
+			}
+			req, _ := http.NewRequest("POST", "http://"+p.HTTP.Addr()+"/api/v1/alerts/"+list.Items[0].Fingerprint+"/ack",
+				strings.NewReader(`{"comment":"on it"}`))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("ack: %v %v", err, resp.StatusCode)
+			}
+			resp.Body.Close()
+			eventually(t, 20*time.Second, func() bool {
+				return e.count(t, "SELECT count() FROM %s.alerts WHERE rule_id = 'too_hot' AND kind = 'acked' AND acked_by = 'ops'") == 1
 			})
 			return
 		}
