@@ -50,11 +50,7 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 	}))
 	defer hook.Close()
 	e.cfg.AlertWebhook, e.cfg.AlertWebhookKey = hook.URL, "k"
-	token := "an-operator-token-for-tests"
-	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
-	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token := e.operatorToken(t)
 	p := e.start(t)
 	defer stop(t, p)
 	var c registry.Credential

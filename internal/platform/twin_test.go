@@ -39,12 +39,7 @@ func getJSON(t *testing.T, url string, v any) int {
 // lifecycle move lands in ClickHouse.
 func TestTwin_EndToEnd(t *testing.T) {
 	e := newEnv(t)
-	token := "an-operator-token-for-tests"
-	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
-	yaml := fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))
-	if err := os.WriteFile(e.cfg.TokensPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token := e.operatorToken(t)
 	p := e.start(t)
 	defer stop(t, p)
 	base := "http://" + p.HTTP.Addr()
@@ -162,11 +157,7 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 	}
 	defer ext.Close()
 	e.cfg.KafkaBrokers = ext.Addrs()
-	token := "an-operator-token-for-tests"
-	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
-	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token := e.operatorToken(t)
 	a := e.start(t)
 	cfgB := e.cfg
 	cfgB.DataDir = t.TempDir()
@@ -288,11 +279,7 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 // rebuilt from the desired topic before devices connect.
 func TestTwin_DesiredSurvivesRestart(t *testing.T) {
 	e := newEnv(t)
-	token := "an-operator-token-for-tests"
-	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
-	if err := os.WriteFile(e.cfg.TokensPath, []byte(fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token := e.operatorToken(t)
 	c := e.creds[1]
 	p := e.start(t)
 	r, _ := http.NewRequest("PATCH", fmt.Sprintf("http://%s/api/v1/sites/%s/assets/%s/desired", p.HTTP.Addr(), c.Site, c.Asset),
@@ -363,4 +350,16 @@ func TestTwin_LifecycleByEvidence(t *testing.T) {
 	}
 	q := fmt.Sprintf("SELECT count() FROM %%s.lifecycle_events WHERE site = '%s' AND asset = '%s' AND from_state = 'planned' AND to_state = 'installed' AND actor = 'system'", c.Site, c.Asset)
 	eventually(t, 30*time.Second, func() bool { return e.count(t, q) == 1 })
+}
+
+// operatorToken configures an API token with the operator role and returns it.
+func (e *env) operatorToken(t *testing.T) string {
+	t.Helper()
+	const token = "an-operator-token-for-tests"
+	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
+	yaml := fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))
+	if err := os.WriteFile(e.cfg.TokensPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
