@@ -280,20 +280,5 @@ func TestRegistryFailures(t *testing.T) {
 
 	// Without a Registrar the routes are not there.
 	e = newEnvWith(t, func(o *TwinOptions) { o.Registrar = nil })
-	for _, m := range []string{"GET /api/v1/registry/export", "POST /api/v1/registry/import"} {
-		method, path, _ := strings.Cut(m, " ")
-		req, err := http.NewRequest(method, e.base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+operatorToken)
-		resp, err := noRedirects.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("%s without a Registrar: %d, want 404", m, resp.StatusCode)
-		}
-	}
+	assertNotMounted(t, e, "GET /api/v1/registry/export", "POST /api/v1/registry/import")
 }
