@@ -39,6 +39,7 @@ type Config struct {
 	WriterMaxWait time.Duration // the platform writer's MaxWait
 	WriterMaxRows int           // the writers' MaxRows
 	KafkaLinger   time.Duration // the ingest producer's linger
+	RulesDir      string        // alert rules evaluated on the twin; empty: none
 	DrainTimeout  time.Duration // how long to wait for every row to be queryable
 
 	SkipMosquitto bool

@@ -67,6 +67,7 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	pcfg.MQTTAddr, pcfg.HTTPAddr, pcfg.KafkaAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	pcfg.ClickHouseAddr, pcfg.Database = ch.Addr, cfg.Database
 	pcfg.WriterMaxWait, pcfg.WriterMaxRows, pcfg.ProducerLinger = cfg.WriterMaxWait, cfg.WriterMaxRows, cfg.KafkaLinger
+	pcfg.RulesDir = cfg.RulesDir
 	pcfg.Logger = log
 
 	if cfg.ownDatabase {

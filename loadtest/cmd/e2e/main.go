@@ -44,6 +44,7 @@ func run() (int, error) {
 	fs.BoolVar(&cfg.SkipMosquitto, "skip-mosquitto", false, "skip the mosquitto baseline")
 	fs.BoolVar(&cfg.SkipBulk, "skip-bulk", false, "skip the bulk insert baseline")
 	fs.IntVar(&cfg.BulkRows, "bulk-rows", 1000000, "rows of the bulk insert baseline")
+	fs.StringVar(&cfg.RulesDir, "rules", "", "directory of alert rules the twin evaluates (e.g. rules/pack); empty: none")
 	fs.DurationVar(&cfg.WriterMaxWait, "writer-max-wait", 500*time.Millisecond, "storage writer: flush a batch this long after its first record")
 	fs.IntVar(&cfg.WriterMaxRows, "writer-max-rows", 100000, "storage writer: flush a batch at this many rows")
 	fs.DurationVar(&cfg.KafkaLinger, "kafka-linger", 0, "ingest's Kafka producer linger")
