@@ -1,12 +1,14 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -470,4 +473,47 @@ func TestOversizedPacket_Refused(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool {
 		return counterValue(t, s.reg, "polis_broker_refused_total", "packet_too_large") == 1
 	})
+}
+
+// A device whose connection drops without DISCONNECT: its will (offline, on
+// its own status topic) is ingested as its status, once, not doubled by the
+// broker's own "connection lost" record.
+func TestStatus_WillOnLostConnection(t *testing.T) {
+	s := newStack(t)
+	u := registry.Username(siteA, "atm-1")
+	conn, err := net.Dial("tcp", s.broker.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "raw-atm-1",
+			UsernameFlag: true, Username: []byte(u), PasswordFlag: true, Password: []byte(s.secrets[u]),
+			WillFlag: true, WillTopic: "polis/v1/" + siteA + "/atm-1/status", WillPayload: []byte("offline"), WillQos: 1}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("CONNACK %x, %v", ack, err)
+	}
+	conn.Close() // no DISCONNECT: the broker sends the will
+	var offline []record.Record
+	eventually(t, 10*time.Second, func() bool {
+		offline = nil
+		// Ask for one record more than expected, so a duplicate would be seen.
+		for _, r := range decodeAll(t, s.consume(t, 3, 2*time.Second, bus.TopicEvents)) {
+			if r.Kind == record.KindStatus && r.Asset == "atm-1" && r.Status == "offline" {
+				offline = append(offline, r)
+			}
+		}
+		return len(offline) >= 1
+	})
+	if len(offline) != 1 || len(offline[0].Body) != 0 {
+		t.Fatalf("want exactly one offline status, from the will (no broker cause); got %+v", offline)
+	}
 }
