@@ -1,15 +1,16 @@
 // Package rules runs the alert rules on the twin: it dispatches each point
-// the twin applies to the rules whose scope matches, evaluates them with the
-// asset's and site's twins and recent history, keeps the alerts' lifecycle
-// (rules/engine) and writes every alert change to polis.alerts.v1.
+// the twin applies to the rules whose scope and metrics match, evaluates
+// them with the asset's and site's twins and recent history, keeps the
+// alerts' lifecycle (rules/engine) and writes every alert change to
+// polis.alerts.v1. Rules come from a watched directory and from the API,
+// whose versions live on polis.rules.v1.
 package rules
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,154 +31,133 @@ type Producer interface {
 
 // Options configure a Service.
 type Options struct {
-	Dir      string // rules directory (*.yaml)
+	Dir      string // rules directory (*.yaml); empty: API rules only
 	Registry *registry.Registry
 	Producer Producer
-	Engine   engine.Options
+	// Brokers are followed for the API's rules (polis.rules.v1); empty:
+	// the rules are the directory's and the API cannot change them.
+	Brokers []string
+	// Watch reloads the directory when a file in it changes.
+	Watch  bool
+	Engine engine.Options
+	DSL    dsl.Options
 	// RingSize is how many recent points per asset the history functions see.
 	RingSize   int
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
-// Service evaluates rules on twin changes.
+// Service evaluates rules on twin changes and keeps the rules themselves.
 type Service struct {
-	o      Options
-	log    *slog.Logger
-	eng    *engine.Engine
-	rules  []*dsl.Rule
-	byType map[string][]*dsl.Rule // asset type -> rules in scope ("" = any type)
+	o   Options
+	log *slog.Logger
+	ev  *Evaluator
+	set *ruleSet
 
-	mu    sync.Mutex
-	rings map[string]*dsl.Ring // site/asset -> recent points
-
-	evals   prometheus.Counter
+	evals   prometheus.CounterFunc
 	changes *prometheus.CounterVec
+	reloads *prometheus.CounterVec
 }
 
 // New loads and compiles the rules directory.
 func New(o Options) (*Service, error) {
 	if o.Registry == nil || o.Producer == nil {
-		return nil, fmt.Errorf("cannot create rules service: Registry and Producer are required")
-	}
-	if o.RingSize <= 0 {
-		o.RingSize = 256
+		return nil, errors.New("cannot create rules service: Registry and Producer are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	files, err := dsl.LoadDir(o.Dir, dsl.Options{})
+	s := &Service{o: o, log: o.Logger.With("component", "rules"),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "polis_rules_alert_changes_total",
+			Help: "Alert state changes, by kind and whether they were delivered to sinks."}, []string{"kind", "delivered"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "polis_rules_reloads_total",
+			Help: "Reloads of the rules directory, by result (ok, error: the previous rules stay)."}, []string{"result"})}
+	s.set = newRuleSet(o.Dir, o.DSL)
+	files, err := s.set.loadFiles()
 	if err != nil {
 		return nil, fmt.Errorf("cannot load rules from %s: %w", o.Dir, err)
 	}
-	s := &Service{o: o, log: o.Logger.With("component", "rules"), eng: engine.New(o.Engine),
-		byType: map[string][]*dsl.Rule{}, rings: map[string]*dsl.Ring{},
-		evals: prometheus.NewCounter(prometheus.CounterOpts{Name: "polis_rules_evaluations_total",
-			Help: "Points evaluated against the rules in their scope."}),
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "polis_rules_alert_changes_total",
-			Help: "Alert state changes, by kind and whether they were delivered to sinks."}, []string{"kind", "delivered"})}
+	if s.ev, err = NewEvaluator(o.Registry, files, o.Engine, o.RingSize); err != nil {
+		return nil, err
+	}
+	s.evals = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "polis_rules_evaluations_total",
+		Help: "Rule evaluations: each point or clock tick times the rules it reached."},
+		func() float64 { return float64(s.ev.Evaluations()) })
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.evals, s.changes)
+		o.Registerer.MustRegister(s.evals, s.changes, s.reloads)
 	}
-	var ers []engine.Rule
-	for _, f := range files {
-		for _, r := range f.Rules() {
-			s.rules = append(s.rules, r)
-			if len(r.Scope.AssetTypes) == 0 {
-				s.byType[""] = append(s.byType[""], r)
-			}
-			for _, t := range r.Scope.AssetTypes {
-				s.byType[t] = append(s.byType[t], r)
-			}
-			ers = append(ers, engineRule(r))
-		}
-	}
-	if err := s.eng.SetRules(ers); err != nil {
-		return nil, fmt.Errorf("cannot load rules: %w", err)
-	}
-	s.log.Info("rules loaded", "dir", o.Dir, "rules", len(s.rules))
+	s.log.Info("rules loaded", "dir", o.Dir, "rules", len(files))
 	return s, nil
 }
 
-func engineRule(r *dsl.Rule) engine.Rule {
-	er := engine.Rule{ID: r.ID, Severity: r.Severity, Labels: r.Labels, For: r.For, KeepFiringFor: r.KeepFiringFor,
-		Cond: func(e engine.Eval) (bool, error) { return r.Cond.Eval(e.Payload.(*dsl.Env)) },
-		Summary: func(e engine.Eval) string {
-			s, err := r.Summary.Render(e.Payload.(*dsl.Env))
-			if err != nil {
-				return r.ID + ": " + err.Error()
-			}
-			return s
-		}}
-	if r.Clear != nil {
-		er.Clear = func(e engine.Eval) (bool, error) { return r.Clear.Eval(e.Payload.(*dsl.Env)) }
+// Evaluator is the service's evaluator.
+func (s *Service) Evaluator() *Evaluator { return s.ev }
+
+// Run follows the API's rules and watches the directory until ctx ends.
+// ready is closed once the API's rules present at start are loaded.
+func (s *Service) Run(ctx context.Context, ready chan<- struct{}) error {
+	errc := make(chan error, 2)
+	n := 0
+	if s.o.Watch && s.o.Dir != "" {
+		n++
+		go func() { errc <- s.watch(ctx) }()
 	}
-	return er
+	if len(s.o.Brokers) > 0 {
+		n++
+		go func() { errc <- s.follow(ctx, ready) }()
+	} else {
+		close(ready)
+	}
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
-// Rules returns how many rules are loaded.
-func (s *Service) Rules() int { return len(s.rules) }
+// apply recomputes the rule list after a change of files or API rules.
+func (s *Service) apply() error {
+	return s.ev.SetRules(s.set.merged())
+}
 
-// Alerts returns the current alerts.
-func (s *Service) Alerts(f engine.Filter) []engine.Alert { return s.eng.Alerts(f) }
-
-// Applied is the twin's hook: it runs the rules in scope for every point of
-// a telemetry record the twin accepted as the newest. It is called with the
-// twin's partition lock held, so it only evaluates and hands alerts on.
+// Applied is the twin's hook: it runs the rules a telemetry record can
+// change, and the clock rules of an asset whose connection status changed.
+// It is called with the twin's partition lock held, so it only evaluates
+// and hands alerts on.
 func (s *Service) Applied(st *state.Store, r *record.Record, c state.Change) {
-	if r.Kind != record.KindTelemetry || !c.Known || len(r.Points) == 0 {
+	if !c.Known {
 		return
 	}
-	a, ok := s.o.Registry.Asset(r.Site, r.Asset)
-	site, ok2 := s.o.Registry.Site(r.Site)
-	if !ok || !ok2 {
+	var ns []engine.Notification
+	var err error
+	switch {
+	case r.Kind == record.KindTelemetry && len(r.Points) > 0:
+		ns, err = s.ev.Point(st, r)
+	case c.Connection || c.OldStatus != c.NewStatus:
+		at := r.TS
+		if at == 0 {
+			at = r.Received
+		}
+		ns, err = s.ev.Status(st, r.Site, r.Asset, time.UnixMilli(at))
+	default:
 		return
 	}
-	ring := s.ring(r.Site + "/" + r.Asset)
-	for _, p := range r.Points {
-		ring.Add(p.Metric, time.UnixMilli(p.TS), p.Value)
+	if err != nil && !errors.Is(err, engine.ErrLate) {
+		s.log.Debug("rule evaluation", "site", r.Site, "asset", r.Asset, "err", err)
 	}
-	candidates := append(append([]*dsl.Rule(nil), s.byType[""]...), s.byType[a.Type]...)
-	if len(candidates) == 0 {
-		return
-	}
-	now := time.UnixMilli(r.Points[0].TS)
-	av, _ := st.Asset(r.Site, r.Asset, now)
-	sv, _ := st.Site(r.Site, now)
-	env := &dsl.Env{Asset: assetEnv(a, av), Site: siteEnv(site, sv, now), History: ring}
-	for _, p := range r.Points {
-		env.Metric, env.Value, env.TS = p.Metric, p.Value, time.UnixMilli(p.TS)
-		var ids []string
-		for _, rule := range candidates {
-			if rule.Scope.Match(a.Type, &env.Site) {
-				ids = append(ids, rule.ID)
-			}
-		}
-		if len(ids) == 0 {
-			continue
-		}
-		s.evals.Inc()
-		ns, err := s.eng.Observe(engine.Eval{Site: r.Site, Asset: r.Asset, AssetType: a.Type, Metric: p.Metric,
-			Value: p.Value, TS: env.TS, Payload: env}, ids...)
-		if err != nil {
-			s.log.Debug("rule evaluation", "site", r.Site, "asset", r.Asset, "err", err)
-		}
-		s.emit(ns)
-	}
+	s.emit(ns)
 }
 
-// Tick advances time-driven alert changes (for elapsing, NoData, reminders).
-func (s *Service) Tick(now time.Time) { s.emit(s.eng.Tick(now)) }
-
-func (s *Service) ring(key string) *dsl.Ring {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rings[key]
-	if !ok {
-		r = dsl.NewRing(s.o.RingSize)
-		s.rings[key] = r
+// Tick runs the clock rules and advances time-driven alert changes (for
+// elapsing, NoData, reminders, escalation).
+func (s *Service) Tick(now time.Time) {
+	ns, err := s.ev.Tick(now)
+	if err != nil {
+		s.log.Debug("clock evaluation", "err", err)
 	}
-	return r
+	s.emit(ns)
 }
 
 // emit writes every alert change to polis.alerts.v1, keyed by site; the
@@ -185,7 +165,7 @@ func (s *Service) ring(key string) *dsl.Ring {
 func (s *Service) emit(ns []engine.Notification) {
 	for _, n := range ns {
 		s.changes.WithLabelValues(string(n.Kind), fmt.Sprint(n.Deliver)).Inc()
-		b, err := record.MarshalAlert(alertChange(n))
+		b, err := record.MarshalAlert(AlertChange(n))
 		if err != nil {
 			s.log.Warn("cannot encode alert notification", "err", err)
 			continue
@@ -202,29 +182,6 @@ func (s *Service) emit(ns []engine.Notification) {
 	}
 }
 
-func assetEnv(a *registry.Asset, v state.AssetView) dsl.AssetEnv {
-	e := dsl.AssetEnv{ID: a.ID, Type: a.Type, Status: v.Status.String(), Metrics: map[string]float64{}, Props: map[string]any{}}
-	for name, m := range v.Metrics {
-		e.Metrics[name] = m.Value
-	}
-	for name, p := range v.Reported {
-		var x any
-		if json.Unmarshal(p.Value, &x) == nil {
-			e.Props[name] = x
-		}
-	}
-	return e
-}
-
-func siteEnv(s *registry.Site, v state.SiteView, now time.Time) dsl.SiteEnv {
-	e := dsl.SiteEnv{ID: s.ID, Region: s.Region, Province: s.Province, Kind: string(s.Kind)}
-	if s.OpeningHours != nil {
-		e.OpenNow = s.OpeningHours.OpenAt(now)
-	}
-	fillAggregates(&e, v)
-	return e
-}
-
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -232,8 +189,8 @@ func ms(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// alertChange is the wire form of a notification on polis.alerts.v1.
-func alertChange(n engine.Notification) *record.AlertChange {
+// AlertChange is the wire form of a notification on polis.alerts.v1.
+func AlertChange(n engine.Notification) *record.AlertChange {
 	a := n.Alert
 	c := &record.AlertChange{Kind: string(n.Kind), At: ms(n.At), Deliver: n.Deliver, Level: n.Level,
 		Fingerprint: a.Fingerprint, RuleID: a.RuleID, Site: a.Site, Asset: a.Asset, State: a.State.String(),
@@ -248,12 +205,15 @@ func alertChange(n engine.Notification) *record.AlertChange {
 // The alert store of the API: reads go to the engine; acknowledgements and
 // assignments are alert changes too, so they are written to the topic.
 
+// Alerts returns the current alerts.
+func (s *Service) Alerts(f engine.Filter) []engine.Alert { return s.ev.eng.Alerts(f) }
+
 // Get returns one alert.
-func (s *Service) Get(fp string) (engine.Alert, bool) { return s.eng.Get(fp) }
+func (s *Service) Get(fp string) (engine.Alert, bool) { return s.ev.eng.Get(fp) }
 
 // Ack acknowledges an alert.
 func (s *Service) Ack(fp, user, comment string, at time.Time) (engine.Notification, error) {
-	n, err := s.eng.Ack(fp, user, comment, at)
+	n, err := s.ev.eng.Ack(fp, user, comment, at)
 	if err == nil {
 		s.emit([]engine.Notification{n})
 	}
@@ -262,7 +222,7 @@ func (s *Service) Ack(fp, user, comment string, at time.Time) (engine.Notificati
 
 // Assign gives an alert an assignee.
 func (s *Service) Assign(fp, user string, at time.Time) (engine.Notification, error) {
-	n, err := s.eng.Assign(fp, user, at)
+	n, err := s.ev.eng.Assign(fp, user, at)
 	if err == nil {
 		s.emit([]engine.Notification{n})
 	}
@@ -270,10 +230,10 @@ func (s *Service) Assign(fp, user string, at time.Time) (engine.Notification, er
 }
 
 // Silence adds or replaces a silence.
-func (s *Service) Silence(si engine.Silence) error { return s.eng.Silence(si) }
+func (s *Service) Silence(si engine.Silence) error { return s.ev.eng.Silence(si) }
 
 // Unsilence removes a silence.
-func (s *Service) Unsilence(id string) error { return s.eng.Unsilence(id) }
+func (s *Service) Unsilence(id string) error { return s.ev.eng.Unsilence(id) }
 
 // Silences lists the silences.
-func (s *Service) Silences() []engine.Silence { return s.eng.Silences() }
+func (s *Service) Silences() []engine.Silence { return s.ev.eng.Silences() }

@@ -32,6 +32,10 @@ const (
 	// instance's broker publishes it retained, so a device gets it on
 	// whichever instance it is connected to, and after a restart.
 	TopicDesired = "polis.desired.v1"
+	// TopicRules carries the rules written through the API, one record per
+	// version, key = rule id, kept forever (one partition, no retention, not
+	// compacted): it is the rules' version history.
+	TopicRules = "polis.rules.v1"
 )
 
 // Consumer groups.
@@ -42,7 +46,7 @@ const (
 
 // Topics lists every platform topic.
 func Topics() []string {
-	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry, TopicDesired}
+	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry, TopicDesired, TopicRules}
 }
 
 // EmbeddedOptions configure the single-machine cluster.
@@ -109,7 +113,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		kfake.ListenFn(loopbackListen),
 		kfake.SeedTopics(o.Partitions, TopicTelemetry, TopicEvents, TopicAlerts, TopicDeadLetter),
 		kfake.SeedTopics(o.Partitions, TopicState, TopicDesired),
-		kfake.SeedTopics(1, TopicRegistry),
+		kfake.SeedTopics(1, TopicRegistry, TopicRules),
 		kfake.BrokerConfigs(cfgs),
 		kfake.ClusterID("polis-embedded"),
 	}
@@ -141,7 +145,7 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 	// seeds apply to a new cluster only.
 	for _, t := range Topics() {
 		parts := o.Partitions
-		if t == TopicRegistry {
+		if t == TopicRegistry || t == TopicRules {
 			parts = 1
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -160,8 +164,12 @@ func (e *Embedded) configureTopics(o EmbeddedOptions) error {
 		if t == TopicState || t == TopicRegistry || t == TopicDesired {
 			continue
 		}
+		ret := ret
+		if t == TopicRules {
+			ret = "-1" // the version history
+		}
 		alters = append(alters, kadm.AlterConfig{Name: "retention.ms", Value: &ret})
-		if o.RetentionBytes > 0 {
+		if o.RetentionBytes > 0 && t != TopicRules {
 			rb := strconv.FormatInt(o.RetentionBytes, 10)
 			alters = append(alters, kadm.AlterConfig{Name: "retention.bytes", Value: &rb})
 		}

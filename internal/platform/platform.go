@@ -65,9 +65,12 @@ type Config struct {
 	TokensPath   string // API tokens (YAML); empty: every write is refused
 
 	TwinSnapshotEvery time.Duration
-	RulesDir          string // alert rules (*.yaml); empty: no rules
-	AlertWebhook      string // URL that gets every delivered alert change; empty: none
-	AlertWebhookKey   string // HMAC-SHA256 key signing the webhook body
+	RulesDir          string // alert rules (*.yaml), watched; empty: no rules
+	// AlertOptions tune the alert lifecycle (flapping, reminders,
+	// escalation, lateness); see rules/engine.Options.
+	AlertOptions    engine.Options
+	AlertWebhook    string // URL that gets every delivered alert change; empty: none
+	AlertWebhookKey string // HMAC-SHA256 key signing the webhook body
 
 	Logger *slog.Logger
 }
@@ -90,6 +93,8 @@ func Defaults() Config {
 		RegistryPath:    "var/registry.json",
 
 		TwinSnapshotEvery: 30 * time.Second,
+		AlertOptions: engine.Options{MaxLateness: 10 * time.Minute, FlapWindow: time.Hour, FlapThreshold: 6,
+			ReminderEvery: 4 * time.Hour, EscalateAfter: time.Hour, InhibitGrace: 5 * time.Minute},
 	}
 }
 
@@ -120,6 +125,8 @@ type Platform struct {
 	desDone      chan struct{}
 	sinkCancel   context.CancelFunc
 	sinkDone     chan struct{}
+	rulesCancel  context.CancelFunc
+	rulesDone    chan struct{}
 	closeOnce    sync.Once
 }
 
@@ -368,10 +375,27 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 	var onApply func(*state.Store, *record.Record, state.Change)
 	if cfg.RulesDir != "" {
 		if p.Rules, err = rules.New(rules.Options{Dir: cfg.RulesDir, Registry: p.Registry, Producer: p.producer, Logger: cfg.Logger, Registerer: p.metrics,
-			Engine: engine.Options{MaxLateness: 10 * time.Minute}}); err != nil {
+			Brokers: p.Brokers, Watch: true, Engine: cfg.AlertOptions}); err != nil {
 			return nil, err
 		}
 		onApply = p.Rules.Applied
+		// The API's rules are loaded before the twin evaluates a point.
+		ready := make(chan struct{})
+		rctx, cancel := context.WithCancel(context.Background())
+		p.rulesCancel, p.rulesDone = cancel, make(chan struct{})
+		go func() {
+			defer close(p.rulesDone)
+			if err := p.Rules.Run(rctx, ready); err != nil {
+				p.log.Error("rules service stopped", "err", err)
+			}
+		}()
+		select {
+		case <-ready:
+		case <-time.After(2 * time.Minute):
+			return nil, fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicRules)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	p.Twin, err = twin.New(twin.Options{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database, SnapshotEvery: cfg.TwinSnapshotEvery,
 		InstanceID: lv.self, Logger: cfg.Logger, OnApply: onApply,
@@ -517,6 +541,10 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("cannot stop the twin: %w", ctx.Err()))
 			}
 			<-p.lifeDone
+		}
+		if p.rulesCancel != nil {
+			p.rulesCancel()
+			<-p.rulesDone
 		}
 		if p.regCancel != nil {
 			p.regCancel()

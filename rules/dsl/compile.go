@@ -18,6 +18,7 @@ import (
 // Program is a compiled, type-checked condition.
 type Program struct {
 	Source string
+	Uses   Uses
 	prog   *vm.Program
 	vms    sync.Pool // *vm.VM: a VM reuses its stack between runs
 }
@@ -134,7 +135,7 @@ func compile(src string, asBool bool, w where, metrics map[string]bool) (*Progra
 	if pe := lint(prog.Node(), src, w, metrics); pe != nil {
 		return nil, pe
 	}
-	return &Program{Source: src, prog: prog}, nil
+	return &Program{Source: src, prog: prog, Uses: analyze(prog.Node())}, nil
 }
 
 // topNames are the names a rule may use bare.

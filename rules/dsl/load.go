@@ -106,7 +106,15 @@ type Rule struct {
 	Cond          *Program
 	Clear         *Program // nil: resolve as soon as Cond is false
 	Summary       *Template
-	Pos           Position
+	// NoDataAfter: an asset in scope silent this long puts the rule's alert
+	// in the NoData state (0: never).
+	NoDataAfter time.Duration
+	// Uses is what Cond and Clear read (the summary is not counted: it is
+	// rendered only when the alert changes).
+	Uses Uses
+	Pos  Position
+	// Source is the rule's own YAML text, for the API and versions.
+	Source string
 }
 
 // Scope says which assets a rule applies to; an empty list matches all.
@@ -162,6 +170,31 @@ func (l *loader) errAt(line, col int, msg string) {
 // Load parses and compiles one rule file. name is used in positions. The
 // error, if any, is an ErrorList.
 func Load(name string, src []byte, opts Options) (*File, error) {
+	l, root := parse(name, src, opts, "groups")
+	if root == nil {
+		return nil, l.errs
+	}
+	f := &File{Name: name}
+	l.mapping(root, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "groups":
+			l.seq(v, func(n *yaml.Node) {
+				if g := l.group(n); g != nil {
+					f.Groups = append(f.Groups, g)
+				}
+			})
+		default:
+			l.errorf(k, "unknown key %q (want groups)", key)
+		}
+	}, "groups")
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return f, nil
+}
+
+// parse reads src as YAML; root is nil when it is not.
+func parse(name string, src []byte, opts Options, want string) (*loader, *yaml.Node) {
 	l := &loader{name: name, ids: map[string]Position{}}
 	if !opts.AnyMetric {
 		ms := opts.Metrics
@@ -181,30 +214,29 @@ func Load(name string, src []byte, opts Options) (*File, error) {
 			line, _ = strconv.Atoi(m[1])
 		}
 		l.errAt(line, 1, lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), ""))
-		return nil, l.errs
+		return l, nil
 	}
-	f := &File{Name: name}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		l.errAt(1, 1, "empty file: want groups")
+		l.errAt(1, 1, "empty file: want "+want)
+		return l, nil
+	}
+	return l, doc.Content[0]
+}
+
+// LoadRule parses and compiles one rule written as a YAML (or JSON)
+// mapping with the keys of a rule in a file, as the API receives it. group
+// names the rule's group. The error, if any, is an ErrorList.
+func LoadRule(name, group string, src []byte, opts Options) (*Rule, error) {
+	l, root := parse(name, src, opts, "a rule ("+ruleKeys+")")
+	if root == nil {
 		return nil, l.errs
 	}
-	root := doc.Content[0]
-	l.mapping(root, func(key string, k, v *yaml.Node) {
-		switch key {
-		case "groups":
-			l.seq(v, func(n *yaml.Node) {
-				if g := l.group(n); g != nil {
-					f.Groups = append(f.Groups, g)
-				}
-			})
-		default:
-			l.errorf(k, "unknown key %q (want groups)", key)
-		}
-	}, "groups")
+	r := l.ruleOf(root, group)
 	if len(l.errs) > 0 {
 		return nil, l.errs
 	}
-	return f, nil
+	r.Source = string(src)
+	return r, nil
 }
 
 // LoadDir loads every *.yaml and *.yml of dir, in name order, and refuses
@@ -377,7 +409,7 @@ func (l *loader) group(n *yaml.Node) *Group {
 	return g
 }
 
-var ruleKeys = "id, scope, expr, for, clear, keep_firing_for, severity, labels, summary"
+var ruleKeys = "id, scope, expr, for, clear, keep_firing_for, no_data_after, severity, labels, summary"
 
 func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 	r := &Rule{Group: group, Pos: Position{l.name, n.Line, n.Column}}
@@ -416,6 +448,8 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 			r.For = l.duration(v)
 		case "keep_firing_for":
 			r.KeepFiringFor = l.duration(v)
+		case "no_data_after":
+			r.NoDataAfter = l.duration(v)
 		case "severity":
 			if s, ok := l.str(v); ok {
 				if !slices.Contains(Severities, s) {
@@ -448,6 +482,11 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 	if r.Summary == nil {
 		r.Summary = &Template{lits: []string{""}}
 	}
+	r.Uses = r.Cond.Uses
+	if r.Clear != nil {
+		r.Uses.merge(r.Clear.Uses)
+	}
+	r.Source = l.source(n)
 	return r
 }
 
@@ -521,4 +560,42 @@ func (l *loader) text(n *yaml.Node, value string) (string, where, map[string]boo
 		return value, where{line: n.Line, col: n.Column + 1}, l.metrics
 	}
 	return value, where{line: n.Line, col: n.Column}, l.metrics
+}
+
+// source returns the text of a rule's mapping node: from its line to the
+// line before the next rule or the end of its indentation.
+func (l *loader) source(n *yaml.Node) string {
+	first := n.Line - 1
+	if first < 0 || first >= len(l.lines) {
+		return ""
+	}
+	// The item starts at "- id:" (column of the mapping minus "- ").
+	indent := n.Column - 1
+	end := first + 1
+	for ; end < len(l.lines); end++ {
+		line := strings.TrimRight(l.lines[end], "\r")
+		t := strings.TrimLeft(line, " ")
+		if t == "" || strings.HasPrefix(t, "#") && len(line)-len(t) >= indent {
+			continue
+		}
+		if len(line)-len(t) < indent {
+			break
+		}
+	}
+	for end > first+1 && strings.TrimSpace(l.lines[end-1]) == "" {
+		end--
+	}
+	out := make([]string, 0, end-first)
+	for i := first; i < end; i++ {
+		line := strings.TrimRight(l.lines[i], "\r")
+		if i == first {
+			line = line[min(indent, len(line)):]
+		} else if len(line) >= indent {
+			line = line[indent:]
+		} else {
+			line = strings.TrimLeft(line, " ")
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n") + "\n"
 }

@@ -34,6 +34,10 @@ type Eval struct {
 	Value                          float64
 	TS                             time.Time
 	Payload                        any // opaque, for Cond (the language's env)
+	// Timer marks an evaluation made by the clock, not by a point: it does
+	// not count as a sign of life (NoData), is never late, and does not
+	// move the event-time order points are checked against.
+	Timer bool
 }
 
 // State of an alert.
@@ -326,15 +330,17 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 	ak, sk := assetKey{ev.Site, ev.Asset}, seriesKey{ev.Site, ev.Asset, ev.Metric}
 	newest, seen := s.assets[ak]
 	newestSeries, seenSeries := s.series[sk]
-	if seen && ev.TS.Before(newest.Add(-e.opts.MaxLateness)) ||
-		seenSeries && ev.TS.Before(newestSeries) ||
-		e.opts.MaxAge > 0 && !s.watermark.IsZero() && ev.TS.Before(s.watermark.Add(-e.opts.MaxAge)) {
-		return nil, ErrLate
+	if !ev.Timer {
+		if seen && ev.TS.Before(newest.Add(-e.opts.MaxLateness)) ||
+			seenSeries && ev.TS.Before(newestSeries) ||
+			e.opts.MaxAge > 0 && !s.watermark.IsZero() && ev.TS.Before(s.watermark.Add(-e.opts.MaxAge)) {
+			return nil, ErrLate
+		}
+		if !seen || ev.TS.After(newest) {
+			s.assets[ak] = ev.TS
+		}
+		s.series[sk] = ev.TS
 	}
-	if !seen || ev.TS.After(newest) {
-		s.assets[ak] = ev.TS
-	}
-	s.series[sk] = ev.TS
 	var out []Notification
 	late := false
 	for _, x := range res {
@@ -352,11 +358,18 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 			s.alerts[k] = a
 			s.byFP[a.Fingerprint] = a
 		}
-		if ev.TS.Before(a.LastEval) {
+		if ev.Timer {
+			// A point from the future (a device clock ahead) already decided;
+			// NoData ends with data, not with the clock.
+			if ev.TS.Before(a.LastEval) || a.State == StateNoData {
+				continue
+			}
+		} else if ev.TS.Before(a.LastEval) {
 			late = true
 			continue
+		} else {
+			a.LastEval, a.Value = ev.TS, ev.Value
 		}
-		a.LastEval, a.Value = ev.TS, ev.Value
 		s.step(x, a, ev, &out)
 	}
 	if late {
@@ -373,12 +386,4 @@ func prune(ts []time.Time, since time.Time) []time.Time {
 	return append(ts[:0], ts[i:]...)
 }
 
-// unflap ends damping once the changes in the window drop below the
-// threshold, resolving if the condition is clear by then.
 func isOpen(s State) bool { return s == StateFiring || s == StateNoData }
-
-// updateFlags recomputes silence and inhibition at t.
-// flush delivers an opening held back by a silence or an inhibition that
-// has since ended, if the alert is still open.
-// siteCameBack relinks the site's alerts to another site-down alert if one
-// is open, or releases them.

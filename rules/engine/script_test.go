@@ -19,6 +19,7 @@ import (
 //	options [flap_window D] [flap_threshold N] [reminder D] [escalate D] [max_lateness D] [max_age D] [inhibit_grace D]
 //	rule ID [cond EXPR] [clear EXPR] [for D] [keep_firing_for D] [nodata D] [severity S] [label K=V] [sitedown]
 //	at TIME SITE/ASSET METRIC VALUE [rules ID,ID]   observe (default: every rule)
+//	timer TIME SITE/ASSET [VALUE]                        a clock evaluation of every rule (value defaults to 0)
 //	tick TIME
 //	ack TIME RULE SITE/ASSET USER [COMMENT...]
 //	assign TIME RULE SITE/ASSET USER
@@ -128,6 +129,27 @@ func (s *script) exec(f []string) {
 		s.step(s.eng.Observe(engine.Eval{Site: site, Asset: asset, AssetType: typ, Metric: f[3], Value: v, TS: s.time(f[1])}, ids...))
 		if s.lastErr != nil && !errors.Is(s.lastErr, engine.ErrLate) {
 			s.fatalf("cannot observe: %s", s.lastErr)
+		}
+	case "timer":
+		if len(f) != 3 && len(f) != 4 {
+			s.fatalf("usage: timer TIME SITE/ASSET [VALUE]")
+		}
+		site, asset := s.asset(f[2])
+		var v float64
+		if len(f) == 4 {
+			var err error
+			if v, err = strconv.ParseFloat(f[3], 64); err != nil {
+				s.fatalf("bad value %q", f[3])
+			}
+		}
+		ids := make([]string, 0, len(s.rules))
+		for _, r := range s.rules {
+			ids = append(ids, r.ID)
+		}
+		typ, _, _ := strings.Cut(asset, "-")
+		s.step(s.eng.Observe(engine.Eval{Site: site, Asset: asset, AssetType: typ, Value: v, TS: s.time(f[1]), Timer: true}, ids...))
+		if s.lastErr != nil {
+			s.fatalf("cannot evaluate on the clock: %s", s.lastErr)
 		}
 	case "tick":
 		s.need(f, 2)

@@ -234,8 +234,9 @@ func (s *shard) siteCameBack(a *alert, t time.Time, out *[]Notification) {
 func (s *shard) tickAlert(r *Rule, a *alert, now time.Time, out *[]Notification) {
 	s.updateFlags(r, a, now)
 	if r.NoDataAfter > 0 && a.State != StateNoData {
-		last := s.assets[assetKey{a.Site, a.Asset}]
-		if now.Sub(last) >= r.NoDataAfter {
+		// An asset never heard from (only timer evaluations) has no silence to measure.
+		last, seen := s.assets[assetKey{a.Site, a.Asset}]
+		if seen && now.Sub(last) >= r.NoDataAfter {
 			s.noData(r, a, last.Add(r.NoDataAfter), now, out)
 		}
 	}

@@ -1,0 +1,441 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/polis-platform/polis/ingest/record"
+	"github.com/polis-platform/polis/rules/dsl"
+	"github.com/polis-platform/polis/rules/engine"
+	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/twin/state"
+)
+
+// Twin is the live state a rule reads; *state.Store is one.
+type Twin interface {
+	Asset(site, asset string, now time.Time) (state.AssetView, bool)
+	Site(site string, now time.Time) (state.SiteView, bool)
+}
+
+// Evaluator dispatches points to the rules that can be changed by them and
+// runs the alert lifecycle. It does no I/O: the Service sends what it
+// returns to Kafka; `polis rules test` and backtests read it directly.
+type Evaluator struct {
+	reg      *registry.Registry
+	eng      *engine.Engine
+	idx      atomic.Pointer[index]
+	ringSize int
+	prov     provinceStats
+
+	mu     sync.Mutex
+	assets map[string]*tracked // "site/asset"
+
+	evals atomic.Uint64 // rule evaluations (a point times the rules it reached)
+}
+
+// tracked is what the evaluator keeps of an asset that has reported.
+type tracked struct {
+	mu   sync.Mutex // guards ring; points and the clock evaluate concurrently
+	ring *dsl.Ring
+	twin Twin // the store that last applied the asset's record
+	site *registry.Site
+	a    *registry.Asset
+}
+
+// index is the dispatch table, swapped whole when the rules change.
+type index struct {
+	rules []*dsl.Rule
+	byID  map[string]*dsl.Rule
+	// point[type][metric]: rules a point of that metric on an asset of that
+	// type may change; "" keys hold the rules for any type or any metric.
+	point map[string]map[string][]*dsl.Rule
+	// timer[type]: rules evaluated on the clock and on status changes.
+	timer map[string][]*dsl.Rule
+	// province is every metric some rule reads through province_avg.
+	province map[string]bool
+}
+
+func newIndex(rules []*dsl.Rule) *index {
+	x := &index{rules: rules, byID: map[string]*dsl.Rule{}, point: map[string]map[string][]*dsl.Rule{},
+		timer: map[string][]*dsl.Rule{}, province: map[string]bool{}}
+	types := func(r *dsl.Rule) []string {
+		if len(r.Scope.AssetTypes) == 0 {
+			return []string{""}
+		}
+		return r.Scope.AssetTypes
+	}
+	for _, r := range rules {
+		x.byID[r.ID] = r
+		metrics := r.Uses.Metrics
+		// A rule that names no metric reads the twin or the clock, which any
+		// point may have moved; a NoData rule must see every point to know
+		// the asset is alive.
+		if r.Uses.AnyMetric || len(metrics) == 0 || r.NoDataAfter > 0 {
+			metrics = []string{""}
+		}
+		for _, t := range types(r) {
+			if x.point[t] == nil {
+				x.point[t] = map[string][]*dsl.Rule{}
+			}
+			for _, m := range metrics {
+				x.point[t][m] = append(x.point[t][m], r)
+			}
+			if r.Uses.Timer {
+				x.timer[t] = append(x.timer[t], r)
+			}
+		}
+		for _, m := range r.Uses.ProvinceMetrics {
+			x.province[m] = true
+		}
+	}
+	return x
+}
+
+// candidates appends the rules a point of metric on an asset of type typ
+// may change. A rule is listed once per (type, metric) key it is under, and
+// the four keys are disjoint for one rule, so there are no duplicates.
+func (x *index) candidates(dst []*dsl.Rule, typ, metric string) []*dsl.Rule {
+	for _, t := range [2]string{typ, ""} {
+		if m := x.point[t]; m != nil {
+			dst = append(dst, m[metric]...)
+			if metric != "" {
+				dst = append(dst, m[""]...)
+			}
+		}
+	}
+	return dst
+}
+
+// NewEvaluator returns an evaluator of rules over the assets of reg.
+// ringSize is how many recent points per asset the history functions see.
+func NewEvaluator(reg *registry.Registry, rules []*dsl.Rule, o engine.Options, ringSize int) (*Evaluator, error) {
+	if ringSize <= 0 {
+		ringSize = 256
+	}
+	e := &Evaluator{reg: reg, eng: engine.New(o), ringSize: ringSize, assets: map[string]*tracked{},
+		prov: provinceStats{m: map[provKey]map[string]provVal{}}}
+	if err := e.SetRules(rules); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SetRules replaces the rules; alerts of rules that keep their id keep
+// their state.
+func (e *Evaluator) SetRules(rules []*dsl.Rule) error {
+	ers := make([]engine.Rule, len(rules))
+	for i, r := range rules {
+		ers[i] = engineRule(r)
+	}
+	if err := e.eng.SetRules(ers); err != nil {
+		return fmt.Errorf("cannot load rules: %w", err)
+	}
+	e.idx.Store(newIndex(rules))
+	return nil
+}
+
+// Rules returns the rules, in load order.
+func (e *Evaluator) Rules() []*dsl.Rule { return e.idx.Load().rules }
+
+// Rule returns one rule by id.
+func (e *Evaluator) Rule(id string) (*dsl.Rule, bool) {
+	r, ok := e.idx.Load().byID[id]
+	return r, ok
+}
+
+// Engine is the alert lifecycle behind the evaluator (alerts, acks, silences).
+func (e *Evaluator) Engine() *engine.Engine { return e.eng }
+
+// Evaluations returns how many rule evaluations points and the clock made.
+func (e *Evaluator) Evaluations() uint64 { return e.evals.Load() }
+
+func engineRule(r *dsl.Rule) engine.Rule {
+	er := engine.Rule{ID: r.ID, Severity: r.Severity, Labels: r.Labels, For: r.For, KeepFiringFor: r.KeepFiringFor,
+		NoDataAfter: r.NoDataAfter,
+		Cond:        func(e engine.Eval) (bool, error) { return r.Cond.Eval(e.Payload.(*dsl.Env)) },
+		Summary: func(e engine.Eval) string {
+			s, err := r.Summary.Render(e.Payload.(*dsl.Env))
+			if err != nil {
+				return r.ID + ": " + err.Error()
+			}
+			return s
+		}}
+	if r.Clear != nil {
+		er.Clear = func(e engine.Eval) (bool, error) { return r.Clear.Eval(e.Payload.(*dsl.Env)) }
+	}
+	return er
+}
+
+// track returns the asset's entry, creating it on its first report.
+func (e *Evaluator) track(site, asset string) *tracked {
+	key := site + "/" + asset
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, ok := e.assets[key]
+	if !ok {
+		s, ok1 := e.reg.Site(site)
+		a, ok2 := e.reg.Asset(site, asset)
+		if !ok1 || !ok2 {
+			return nil
+		}
+		t = &tracked{ring: dsl.NewRing(e.ringSize), site: s, a: a}
+		e.assets[key] = t
+	}
+	return t
+}
+
+// Point evaluates a telemetry record the twin applied (tw holds the
+// asset's state after it) against the rules its points can change.
+// Errors of single rules are joined; the other rules still ran.
+func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, error) {
+	if r.Kind != record.KindTelemetry || len(r.Points) == 0 {
+		return nil, nil
+	}
+	t := e.track(r.Site, r.Asset)
+	if t == nil {
+		return nil, nil
+	}
+	x := e.idx.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.twin = tw
+	for _, p := range r.Points {
+		ts := time.UnixMilli(p.TS)
+		t.ring.Add(p.Metric, ts, p.Value)
+		if x.province[p.Metric] {
+			e.prov.add(provKey{t.site.Province, t.a.Type, p.Metric}, t.a.ID+"@"+t.site.ID, p.Value, ts)
+		}
+	}
+	var (
+		out   []engine.Notification
+		errs  []error
+		env   *dsl.Env
+		buf   [8]*dsl.Rule
+		ids   [8]string
+		scope = dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind)}
+	)
+	for _, p := range r.Points {
+		cands := x.candidates(buf[:0], t.a.Type, p.Metric)
+		matched := ids[:0]
+		var rules []*dsl.Rule
+		for _, rule := range cands {
+			if rule.Scope.Match(t.a.Type, &scope) {
+				matched = append(matched, rule.ID)
+				rules = append(rules, rule)
+			}
+		}
+		if len(matched) == 0 {
+			continue
+		}
+		ts := time.UnixMilli(p.TS)
+		if env == nil {
+			env = e.env(t, tw, ts, rules)
+		} else if len(x.province) > 0 {
+			e.fillProvince(env, t, ts, rules)
+		}
+		env.Metric, env.Value, env.TS = p.Metric, p.Value, ts
+		e.evals.Add(uint64(len(matched)))
+		ns, err := e.eng.Observe(engine.Eval{Site: r.Site, Asset: r.Asset, AssetType: t.a.Type, Metric: p.Metric,
+			Value: p.Value, TS: ts, Payload: env}, matched...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		out = append(out, ns...)
+	}
+	return out, joinErrs(errs)
+}
+
+// env builds the environment of an asset at ts. Views are copied out of the
+// twin once per record: every point of the record sees the state after it.
+func (e *Evaluator) env(t *tracked, tw Twin, ts time.Time, rules []*dsl.Rule) *dsl.Env {
+	env := &dsl.Env{History: t.ring}
+	var av state.AssetView
+	var sv state.SiteView
+	if tw != nil {
+		av, _ = tw.Asset(t.site.ID, t.a.ID, ts)
+		sv, _ = tw.Site(t.site.ID, ts)
+	}
+	env.Asset = assetEnv(t.a, av)
+	env.Site = siteEnv(t.site, sv, ts)
+	e.fillProvince(env, t, ts, rules)
+	return env
+}
+
+func (e *Evaluator) fillProvince(env *dsl.Env, t *tracked, ts time.Time, rules []*dsl.Rule) {
+	for _, r := range rules {
+		for _, m := range r.Uses.ProvinceMetrics {
+			if env.Site.ProvinceAvg == nil {
+				env.Site.ProvinceAvg = map[string]float64{}
+			}
+			if v, ok := e.prov.avg(provKey{t.site.Province, t.a.Type, m}, t.a.ID+"@"+t.site.ID, ts); ok {
+				env.Site.ProvinceAvg[m] = v
+			} else {
+				delete(env.Site.ProvinceAvg, m)
+			}
+		}
+	}
+}
+
+// Status evaluates the clock rules (asset.status, silent_for) of an asset
+// whose connection status the twin just changed, so that an ATM going
+// offline is noticed without waiting for the next tick.
+func (e *Evaluator) Status(tw Twin, site, asset string, at time.Time) ([]engine.Notification, error) {
+	t := e.track(site, asset)
+	if t == nil {
+		return nil, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.twin = tw
+	return e.timer(e.idx.Load(), t, at)
+}
+
+// timer runs the asset's clock rules at now; t.mu is held.
+func (e *Evaluator) timer(x *index, t *tracked, now time.Time) ([]engine.Notification, error) {
+	var matched []string
+	var rules []*dsl.Rule
+	scope := dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind)}
+	for _, list := range [2][]*dsl.Rule{x.timer[t.a.Type], x.timer[""]} {
+		for _, r := range list {
+			if r.Scope.Match(t.a.Type, &scope) {
+				matched, rules = append(matched, r.ID), append(rules, r)
+			}
+		}
+	}
+	if len(matched) == 0 {
+		return nil, nil
+	}
+	env := e.env(t, t.twin, now, rules)
+	env.TS = now
+	e.evals.Add(uint64(len(matched)))
+	return e.eng.Observe(engine.Eval{Site: t.site.ID, Asset: t.a.ID, AssetType: t.a.Type, TS: now, Payload: env, Timer: true}, matched...)
+}
+
+// Tick evaluates the clock rules of every asset that has reported, then
+// advances the alert lifecycle to now (for elapsing, NoData, reminders).
+func (e *Evaluator) Tick(now time.Time) ([]engine.Notification, error) {
+	x := e.idx.Load()
+	var out []engine.Notification
+	var errs []error
+	if len(x.timer) > 0 {
+		e.mu.Lock()
+		ts := make([]*tracked, 0, len(e.assets))
+		for _, t := range e.assets {
+			if len(x.timer[t.a.Type]) > 0 || len(x.timer[""]) > 0 {
+				ts = append(ts, t)
+			}
+		}
+		e.mu.Unlock()
+		for _, t := range ts {
+			t.mu.Lock()
+			ns, err := e.timer(x, t, now)
+			t.mu.Unlock()
+			out = append(out, ns...)
+			if err != nil && len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return append(out, e.eng.Tick(now)...), joinErrs(errs)
+}
+
+func joinErrs(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return fmt.Errorf("%w (and %d more)", errs[0], len(errs)-1)
+}
+
+func assetEnv(a *registry.Asset, v state.AssetView) dsl.AssetEnv {
+	e := dsl.AssetEnv{ID: a.ID, Type: a.Type, Status: v.Status.String(), Metrics: make(map[string]float64, len(v.Metrics))}
+	for name, m := range v.Metrics {
+		e.Metrics[name] = m.Value
+	}
+	if len(v.Reported) > 0 {
+		e.Props = make(map[string]any, len(v.Reported))
+		for name, p := range v.Reported {
+			var x any
+			if json.Unmarshal(p.Value, &x) == nil {
+				e.Props[name] = x
+			}
+		}
+	}
+	return e
+}
+
+func siteEnv(s *registry.Site, v state.SiteView, now time.Time) dsl.SiteEnv {
+	e := dsl.SiteEnv{ID: s.ID, Region: s.Region, Province: s.Province, Kind: string(s.Kind)}
+	if s.OpeningHours != nil {
+		e.OpenNow = s.OpeningHours.OpenAt(now)
+	}
+	fillAggregates(&e, v)
+	return e
+}
+
+// provinceStats keeps, per province, asset type and metric, each asset's
+// latest value, for province_avg: "the other plants of the province at
+// this hour" is the mean of the others' values of the last hour.
+type provinceStats struct {
+	mu sync.Mutex
+	m  map[provKey]map[string]provVal
+}
+
+type provKey struct{ province, typ, metric string }
+
+type provVal struct {
+	v  float64
+	ts time.Time
+}
+
+// provinceWindow is how recent a peer's value must be to count.
+const provinceWindow = time.Hour
+
+func (p *provinceStats) add(k provKey, asset string, v float64, ts time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.m[k]
+	if m == nil {
+		m = map[string]provVal{}
+		p.m[k] = m
+	}
+	if old, ok := m[asset]; !ok || !ts.Before(old.ts) {
+		m[asset] = provVal{v, ts}
+	}
+}
+
+// avg is the mean over the other assets with a value in (now-1h, now+1h):
+// peers report on their own schedule, a little ahead or behind.
+func (p *provinceStats) avg(k provKey, self string, now time.Time) (float64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var sum float64
+	n := 0
+	for asset, v := range p.m[k] {
+		if asset == self || v.ts.Before(now.Add(-provinceWindow)) || v.ts.After(now.Add(provinceWindow)) {
+			continue
+		}
+		sum += v.v
+		n++
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}
+
+// sortedIDs returns the ids of rules, sorted.
+func sortedIDs(rules []*dsl.Rule) []string {
+	ids := make([]string, len(rules))
+	for i, r := range rules {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	return ids
+}
