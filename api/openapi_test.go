@@ -10,6 +10,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/engine"
 )
 
@@ -36,7 +37,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	var mounted []string
 	// Every optional route mounted, as with all dependencies given.
-	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{})}}).routes(nil) {
+	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{}),
+		Rules: (*rules.Service)(nil)}}).routes(nil) {
 		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
 	}
 	sort.Strings(documented)
@@ -47,7 +49,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	for _, op := range []string{"PATCH /api/v1/sites/{site}/assets/{asset}/desired", "POST /api/v1/sites/{site}/assets/{asset}/lifecycle",
 		"POST /api/v1/registry/import", "GET /api/v1/registry/export",
 		"POST /api/v1/alerts/{fingerprint}/ack", "POST /api/v1/alerts/{fingerprint}/assign",
-		"POST /api/v1/silences", "DELETE /api/v1/silences/{id}"} {
+		"POST /api/v1/silences", "DELETE /api/v1/silences/{id}",
+		"PUT /api/v1/rules/{id}", "DELETE /api/v1/rules/{id}", "POST /api/v1/rules/backtest"} {
 		method, path, _ := strings.Cut(op, " ")
 		if o := doc.Paths.Value(path).GetOperation(method); o.Security == nil || len(*o.Security) == 0 {
 			t.Fatalf("%s has no bearer security", op)

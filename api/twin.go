@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/polis-platform/polis/twin/lifecycle"
@@ -94,6 +95,9 @@ type TwinOptions struct {
 	// /api/v1/silences...; reads open, writes operator or
 	// facility_manager). nil: they are not mounted (404).
 	Alerts AlertStore
+	// Rules, if set, mounts the rule routes (/api/v1/rules...; reads open,
+	// writes operator, backtests operator or facility_manager).
+	Rules  RuleStore
 	Tokens []Token
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger
@@ -150,8 +154,14 @@ func (s *Server) MountTwin(o TwinOptions) error {
 		}
 		allow[rt.path] = append(allow[rt.path], rt.method)
 	}
+	// One pattern per method, not a method-less one: "/api/v1/rules/check"
+	// for every method would conflict with "GET /api/v1/rules/{id}".
 	for _, p := range paths {
-		s.Handle(p, methodNotAllowed(allow[p]))
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+			if !slices.Contains(allow[p], m) && !(m == "HEAD" && slices.Contains(allow[p], "GET")) {
+				s.Handle(m+" "+p, methodNotAllowed(allow[p]))
+			}
+		}
 	}
 	return nil
 }
@@ -184,6 +194,9 @@ func (a *twinAPI) routes(doc []byte) []route {
 	}
 	if a.o.Alerts != nil {
 		rts = append(rts, a.alertRoutes()...)
+	}
+	if a.o.Rules != nil {
+		rts = append(rts, a.ruleRoutes()...)
 	}
 	return rts
 }

@@ -41,6 +41,10 @@ type Options struct {
 	Watch  bool
 	Engine engine.Options
 	DSL    dsl.Options
+	// Scanner reads history for backtests; nil: backtests are refused.
+	Scanner Scanner
+	// BacktestMaxPoints bounds one backtest (default storage.DefaultScanLimit).
+	BacktestMaxPoints int
 	// RingSize is how many recent points per asset the history functions see.
 	RingSize   int
 	Logger     *slog.Logger

@@ -270,7 +270,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
 		Registrar: &registrar{live: lv, prod: p.producer, path: cfg.RegistryPath}}
 	if p.Rules != nil {
-		topts.Alerts = p.Rules
+		topts.Alerts, topts.Rules = p.Rules, p.Rules
 	}
 	if err := p.HTTP.MountTwin(topts); err != nil {
 		return nil, err
@@ -375,7 +375,7 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 	var onApply func(*state.Store, *record.Record, state.Change)
 	if cfg.RulesDir != "" {
 		if p.Rules, err = rules.New(rules.Options{Dir: cfg.RulesDir, Registry: p.Registry, Producer: p.producer, Logger: cfg.Logger, Registerer: p.metrics,
-			Brokers: p.Brokers, Watch: true, Engine: cfg.AlertOptions}); err != nil {
+			Brokers: p.Brokers, Watch: true, Engine: cfg.AlertOptions, Scanner: scanner(p.ch, cfg.Database, flavor)}); err != nil {
 			return nil, err
 		}
 		onApply = p.Rules.Applied

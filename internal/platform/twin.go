@@ -15,6 +15,7 @@ import (
 
 	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin"
@@ -403,3 +404,10 @@ func (l *live) siteAdded(s *registry.Site) error {
 }
 
 func (g *registrar) Export(w io.Writer) error { return registry.ExportCSV(w, g.live.reg) }
+
+// scanner replays ClickHouse history for rule backtests.
+func scanner(conn driver.Conn, db string, f schema.Flavor) rules.Scanner {
+	return func(ctx context.Context, q storage.ScanQuery, fn func(storage.Point) error) (int, error) {
+		return storage.Scan(ctx, conn, db, f, q, fn)
+	}
+}
