@@ -46,14 +46,17 @@ func Scan(ctx context.Context, conn driver.Conn, db string, f schema.Flavor, q S
 	}
 	where := []string{"ts >= toDateTime(?)", "ts < toDateTime(?)"}
 	args := []any{q.From.Unix(), q.To.Unix() + 1}
-	if len(q.Sites) > 0 {
-		where = append(where, "site IN (?)")
-		args = append(args, q.Sites)
+	// One placeholder per value: a bound slice reaches 18.16 as an Array.
+	in := func(col string, vals []string) {
+		if len(vals) > 0 {
+			where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
+			for _, v := range vals {
+				args = append(args, v)
+			}
+		}
 	}
-	if len(q.Metrics) > 0 {
-		where = append(where, "metric IN (?)")
-		args = append(args, q.Metrics)
-	}
+	in("site", q.Sites)
+	in("metric", q.Metrics)
 	if len(q.AssetTypes) > 0 {
 		var or []string
 		for _, t := range q.AssetTypes {
