@@ -38,7 +38,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	var mounted []string
 	// Every optional route mounted, as with all dependencies given.
 	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{}),
-		Rules: (*rules.Service)(nil)}}).routes(nil) {
+		Rules: (*rules.Service)(nil), Milestones: milestoneFunc(nil)}}).routes(nil) {
 		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
 	}
 	sort.Strings(documented)

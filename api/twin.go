@@ -97,10 +97,12 @@ type TwinOptions struct {
 	Alerts AlertStore
 	// Rules, if set, mounts the rule routes (/api/v1/rules...; reads open,
 	// writes operator, backtests operator or facility_manager).
-	Rules  RuleStore
-	Tokens []Token
-	Now    func() time.Time // default time.Now
-	Logger *slog.Logger
+	Rules RuleStore
+	// Milestones, if set, mounts GET /api/v1/milestones (public).
+	Milestones MilestoneSource
+	Tokens     []Token
+	Now        func() time.Time // default time.Now
+	Logger     *slog.Logger
 }
 
 // twinAPI serves /api/v1/sites..., /api/v1/stream and the OpenAPI document.
@@ -197,6 +199,9 @@ func (a *twinAPI) routes(doc []byte) []route {
 	}
 	if a.o.Rules != nil {
 		rts = append(rts, a.ruleRoutes()...)
+	}
+	if a.o.Milestones != nil {
+		rts = append(rts, route{"GET", "/api/v1/milestones", http.HandlerFunc(a.listMilestones)})
 	}
 	return rts
 }

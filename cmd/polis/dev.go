@@ -44,6 +44,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.RulesDir == "" {
 		cfg.RulesDir = "rules/pack" // the default rule pack
 	}
+	if cfg.MilestonesPath == "" {
+		cfg.MilestonesPath = "rules/milestones/polis.yaml"
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", cfg.DataDir, err)
 	}
@@ -194,11 +197,16 @@ The digital twin (OpenAPI at http://%s/api/v1/openapi.json):
   curl -sN 'http://%s/api/v1/stream?site=%s'
   curl -s -X PATCH -H 'Authorization: Bearer %s' -H 'If-Match: "0"' \
     -d '{"screen_on": false}' 'http://%s/api/v1/sites/%s/assets/%s/desired'
+Alerts, rules (%s, reloaded on save) and the programme's milestones:
+  curl -s 'http://%s/api/v1/alerts?state=firing'
+  curl -s 'http://%s/api/v1/rules'
+  curl -s 'http://%s/api/v1/milestones'
 
 Ctrl-C stops everything; state stays in %s.
 `, p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
 		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database,
-		p.HTTP.Addr(), p.HTTP.Addr(), site, p.HTTP.Addr(), site, token, p.HTTP.Addr(), site, asset, cfg.DataDir)
+		p.HTTP.Addr(), p.HTTP.Addr(), site, p.HTTP.Addr(), site, token, p.HTTP.Addr(), site, asset,
+		cfg.RulesDir, p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), cfg.DataDir)
 }
 
 func portOf(addr string) string {

@@ -36,6 +36,7 @@ func serveFlags(fs *flag.FlagSet, c *platform.Config, brokers *string, logLevel 
 	fs.StringVar(&c.AccountsPath, "accounts", c.AccountsPath, "YAML file of MQTT service accounts (empty: none)")
 	fs.StringVar(&c.TokensPath, "tokens", c.TokensPath, "YAML file of API tokens with roles (empty: the API is read-only)")
 	fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "directory of alert rule files (*.yaml), reloaded when a file changes; empty: no rules")
+	fs.StringVar(&c.MilestonesPath, "milestones", c.MilestonesPath, "programme milestones file (YAML) served at /api/v1/milestones; empty: not served")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", c.AlertWebhook, "URL that receives every delivered alert change as JSON (empty: none)")
 	fs.StringVar(&c.AlertWebhookKey, "alert-webhook-key", c.AlertWebhookKey, "HMAC-SHA256 key; the body's signature is sent in X-Polis-Signature")
 	fs.DurationVar(&c.AlertOptions.FlapWindow, "alert-flap-window", c.AlertOptions.FlapWindow, "window in which an alert's state changes are counted for flapping (0: no damping)")

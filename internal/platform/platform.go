@@ -28,6 +28,7 @@ import (
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/engine"
+	"github.com/polis-platform/polis/rules/milestone"
 	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
@@ -66,6 +67,7 @@ type Config struct {
 
 	TwinSnapshotEvery time.Duration
 	RulesDir          string // alert rules (*.yaml), watched; empty: no rules
+	MilestonesPath    string // programme milestones (YAML); empty: no /api/v1/milestones
 	// AlertOptions tune the alert lifecycle (flapping, reminders,
 	// escalation, lateness); see rules/engine.Options.
 	AlertOptions    engine.Options
@@ -271,6 +273,13 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		Registrar: &registrar{live: lv, prod: p.producer, path: cfg.RegistryPath}}
 	if p.Rules != nil {
 		topts.Alerts, topts.Rules = p.Rules, p.Rules
+	}
+	if cfg.MilestonesPath != "" {
+		ms, err := milestone.LoadFile(cfg.MilestonesPath)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load milestones: %w", err)
+		}
+		topts.Milestones = &milestones{ms: ms, reg: p.Registry, life: lv.tracker}
 	}
 	if err := p.HTTP.MountTwin(topts); err != nil {
 		return nil, err

@@ -149,10 +149,22 @@ func TestRules_StatusAndBacktest(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cfg.RulesDir = dir
+	e.cfg.MilestonesPath = "../../rules/milestones/polis.yaml"
 	token := e.operatorToken(t)
 	p := e.start(t)
 	defer stop(t, p)
 	base := "http://" + p.HTTP.Addr()
+	// The portal's milestones, from the registry's lifecycle states.
+	var ms struct {
+		Items []struct {
+			ID      string
+			Current int
+			Target  int
+		}
+	}
+	if code := getJSON(t, base+"/api/v1/milestones", &ms); code != 200 || len(ms.Items) < 10 || ms.Items[0].Target <= 0 {
+		t.Fatalf("GET milestones: %d %+v", code, ms)
+	}
 	var c registry.Credential
 	for _, cr := range e.creds {
 		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && a.Type == "env" {

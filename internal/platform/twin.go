@@ -16,6 +16,7 @@ import (
 	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/rules"
+	"github.com/polis-platform/polis/rules/milestone"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin"
@@ -410,4 +411,27 @@ func scanner(conn driver.Conn, db string, f schema.Flavor) rules.Scanner {
 	return func(ctx context.Context, q storage.ScanQuery, fn func(storage.Point) error) (int, error) {
 		return storage.Scan(ctx, conn, db, f, q, fn)
 	}
+}
+
+// milestones computes the programme's milestones from the registry and the
+// lifecycle tracker, at most every milestoneEvery: the endpoint is public.
+type milestones struct {
+	ms   []*milestone.Milestone
+	reg  *registry.Registry
+	life *lifecycle.Tracker
+
+	mu   sync.Mutex
+	at   time.Time
+	last []milestone.Progress
+}
+
+const milestoneEvery = 30 * time.Second
+
+func (m *milestones) Milestones(now time.Time) []milestone.Progress {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil || now.Sub(m.at) >= milestoneEvery || now.Before(m.at) {
+		m.last, m.at = milestone.Compute(m.ms, m.reg.Sites(), m.life.State, now), now
+	}
+	return m.last
 }
