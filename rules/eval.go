@@ -44,6 +44,9 @@ type tracked struct {
 	twin Twin // the store that last applied the asset's record
 	site *registry.Site
 	a    *registry.Asset
+	// scratch for Point, reused under mu
+	cands, rules []*dsl.Rule
+	ids          []string
 }
 
 // index is the dispatch table, swapped whole when the rules change.
@@ -214,20 +217,18 @@ func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, err
 		out   []engine.Notification
 		errs  []error
 		env   *dsl.Env
-		buf   [8]*dsl.Rule
-		ids   [8]string
 		scope = dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind)}
 	)
 	for _, p := range r.Points {
-		cands := x.candidates(buf[:0], t.a.Type, p.Metric)
-		matched := ids[:0]
-		var rules []*dsl.Rule
-		for _, rule := range cands {
+		t.cands = x.candidates(t.cands[:0], t.a.Type, p.Metric)
+		t.ids, t.rules = t.ids[:0], t.rules[:0]
+		for _, rule := range t.cands {
 			if rule.Scope.Match(t.a.Type, &scope) {
-				matched = append(matched, rule.ID)
-				rules = append(rules, rule)
+				t.ids = append(t.ids, rule.ID)
+				t.rules = append(t.rules, rule)
 			}
 		}
+		matched, rules := t.ids, t.rules
 		if len(matched) == 0 {
 			continue
 		}

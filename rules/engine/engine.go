@@ -181,6 +181,7 @@ type shard struct {
 	byFP      map[string]*alert
 	assets    map[assetKey]time.Time  // newest event time per asset
 	series    map[seriesKey]time.Time // newest event time per asset and metric
+	perAsset  map[assetKey]int        // alerts kept per asset: most assets have none, which spares a lookup per rule
 	siteDown  map[string]string       // site -> fingerprint of the site-down alert
 	grace     map[string]grace        // site -> site alert resolved, holding for InhibitGrace
 	watermark time.Time               // last Tick
@@ -208,6 +209,7 @@ func New(opts Options) *Engine {
 			byFP:     make(map[string]*alert),
 			assets:   make(map[assetKey]time.Time),
 			series:   make(map[seriesKey]time.Time),
+			perAsset: make(map[assetKey]int),
 			siteDown: make(map[string]string),
 			grace:    make(map[string]grace),
 		}
@@ -343,12 +345,16 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 	}
 	var out []Notification
 	late := false
+	kept := s.perAsset[ak] > 0
 	for _, x := range res {
+		if !kept && !x.cond && x.r.NoDataAfter == 0 {
+			continue // the common case: nothing to remember
+		}
 		k := alertKey{x.r.ID, ev.Site, ev.Asset}
 		a := s.alerts[k]
 		if a == nil {
 			if !x.cond && x.r.NoDataAfter == 0 {
-				continue // the common case: nothing to remember
+				continue
 			}
 			a = &alert{Alert: Alert{
 				Fingerprint: Fingerprint(x.r.ID, ev.Site, ev.Asset),
@@ -357,6 +363,8 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 			}}
 			s.alerts[k] = a
 			s.byFP[a.Fingerprint] = a
+			s.perAsset[ak]++
+			kept = true
 		}
 		if ev.Timer {
 			// A point from the future (a device clock ahead) already decided;

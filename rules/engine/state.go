@@ -8,6 +8,10 @@ import (
 func (s *shard) forget(k alertKey, a *alert) {
 	delete(s.alerts, k)
 	delete(s.byFP, a.Fingerprint)
+	ak := assetKey{k.site, k.asset}
+	if s.perAsset[ak]--; s.perAsset[ak] <= 0 {
+		delete(s.perAsset, ak)
+	}
 }
 
 func (s *shard) emit(out *[]Notification, a *alert, k Kind, t time.Time, deliver bool) {
