@@ -217,7 +217,7 @@ func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, err
 		out   []engine.Notification
 		errs  []error
 		env   *dsl.Env
-		scope = dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind)}
+		scope = dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind), Labels: t.site.Labels}
 	)
 	for _, p := range r.Points {
 		t.cands = x.candidates(t.cands[:0], t.a.Type, p.Metric)
@@ -299,7 +299,7 @@ func (e *Evaluator) Status(tw Twin, site, asset string, at time.Time) ([]engine.
 func (e *Evaluator) timer(x *index, t *tracked, now time.Time) ([]engine.Notification, error) {
 	var matched []string
 	var rules []*dsl.Rule
-	scope := dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind)}
+	scope := dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind), Labels: t.site.Labels}
 	for _, list := range [2][]*dsl.Rule{x.timer[t.a.Type], x.timer[""]} {
 		for _, r := range list {
 			if r.Scope.Match(t.a.Type, &scope) {
@@ -372,7 +372,7 @@ func assetEnv(a *registry.Asset, v state.AssetView) dsl.AssetEnv {
 }
 
 func siteEnv(s *registry.Site, v state.SiteView, now time.Time) dsl.SiteEnv {
-	e := dsl.SiteEnv{ID: s.ID, Region: s.Region, Province: s.Province, Kind: string(s.Kind)}
+	e := dsl.SiteEnv{ID: s.ID, Region: s.Region, Province: s.Province, Kind: string(s.Kind), Labels: s.Labels}
 	if s.OpeningHours != nil {
 		e.OpenNow = s.OpeningHours.OpenAt(now)
 	}

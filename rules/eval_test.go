@@ -184,3 +184,37 @@ func TestEvaluator_ClockFindsSilence(t *testing.T) {
 		t.Fatalf("hot: %s", kinds(ns))
 	}
 }
+
+// A device that connects before its first point is not "silent for ever":
+// silent_for() is NaN until it reports, so the rule stays quiet.
+func TestEvaluator_StatusBeforeFirstPoint(t *testing.T) {
+	reg := testFleet(t)
+	reg.Sites()[0].Labels = map[string]string{"tier": "pilot"}
+	ev, err := NewEvaluator(reg, loadRules(t, `
+      - {id: silent, expr: 'silent_for() > 60', severity: warning}
+      - {id: pilot_offline, scope: {site_labels: {tier: pilot}}, expr: 'asset.status == "offline"', severity: info}
+`), engine.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := twinOf(reg)
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	for _, s := range reg.Sites() {
+		r := &record.Record{Kind: record.KindStatus, Site: s.ID, Asset: "pv-1", Status: "offline", TS: t0.UnixMilli(), Received: t0.UnixMilli()}
+		st.Apply(r)
+		ns, err := ev.Status(st, s.ID, "pv-1", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if s.Labels["tier"] == "pilot" {
+			want = "fired pilot_offline " + s.ID + "/pv-1"
+		}
+		if kinds(ns) != want {
+			t.Fatalf("%s went offline: %q, want %q", s.ID, kinds(ns), want)
+		}
+	}
+	if ns, _ := ev.Tick(t0.Add(3 * time.Hour)); len(ns) != 0 {
+		t.Fatalf("clock: %s", kinds(ns))
+	}
+}

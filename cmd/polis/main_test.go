@@ -100,3 +100,19 @@ func TestRulesCheck(t *testing.T) {
 		t.Fatalf("a bad rule must be refused with its position; got %v\n%s", err, out.String())
 	}
 }
+
+func TestRulesTest(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"rules", "test", "../../rules/ruletest/testdata/pack.yaml"}, &out); err != nil ||
+		!strings.Contains(out.String(), "PASS ") || !strings.Contains(out.String(), ", 0 failed") {
+		t.Fatalf("the pack's tests: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	err := run(context.Background(), []string{"rules", "test", "../../rules/ruletest/testdata/fail.yaml"}, &out)
+	if err == nil || !strings.Contains(out.String(), "FAIL ") {
+		t.Fatalf("a failing fixture must fail; got %v\n%s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"rules", "backtest"}, &out); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("backtest without rules: %v", err)
+	}
+}

@@ -146,7 +146,13 @@ func (e *Env) bind() {
 			if e.History == nil {
 				return math.Inf(1)
 			}
-			return e.History.SilentFor(e.TS).Minutes()
+			d := e.History.SilentFor(e.TS)
+			if d == time.Duration(math.MaxInt64) {
+				// Never reported (a device that connected first): not silent
+				// for a measurable time, so comparisons are false.
+				return math.NaN()
+			}
+			return d.Minutes()
 		},
 		Hour:    func() int { return e.TS.In(Rome).Hour() },
 		Weekday: func() int { return isoWeekday(e.TS.In(Rome).Weekday()) },

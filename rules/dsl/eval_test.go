@@ -171,6 +171,10 @@ func TestParseDuration(t *testing.T) {
 	f("5", 0, false)
 	f("5 minutes", 0, false)
 	f("1y", 0, false)
+	f("520w", 520*7*24*time.Hour, true)
+	f("15251w", 0, false) // would wrap negative
+	f("106752d", 0, false)
+	f("100000h", 0, false)
 }
 
 func TestRing(t *testing.T) {

@@ -153,6 +153,9 @@ func (r *Ring) SilentFor(now time.Time) time.Duration {
 	return time.Duration(gap) * time.Millisecond
 }
 
+// maxDuration bounds rule durations; far below time.Duration's ~292 years.
+const maxDuration = 10 * 365 * 24 * time.Hour
+
 var errDuration = errors.New("want a duration such as 30s, 5m, 1h30m or 1d")
 
 // ParseDuration accepts Go durations ("1h30m", "90s") and the Prometheus
@@ -166,6 +169,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		if d < 0 {
 			return 0, errDuration
 		}
+		if d > maxDuration {
+			return 0, errors.New("duration too long: at most 10 years")
+		}
 		return d, nil
 	}
 	var total time.Duration
@@ -177,7 +183,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		if i == 0 || i > 6 {
 			return 0, errDuration
 		}
-		n, _ := strconv.Atoi(s[:i])
+		n, _ := strconv.Atoi(s[:i]) // at most 6 digits
 		s = s[i:]
 		j := 0
 		for j < len(s) && (s[j] < '0' || s[j] > '9') {
@@ -201,6 +207,10 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, errDuration
 		}
 		s = s[j:]
+		// 999999w overflows time.Duration: refuse rather than wrap negative.
+		if time.Duration(n) > (maxDuration-total)/unit {
+			return 0, errors.New("duration too long: at most 10 years")
+		}
 		total += time.Duration(n) * unit
 	}
 	return total, nil

@@ -18,10 +18,10 @@ type Uses struct {
 	// (avg(metric, "5m")), or the expression reads value: every point
 	// counts.
 	AnyMetric bool
-	// Timer: the result changes with time alone (silent_for) or with the
-	// connection status (asset.status), neither of which comes with a
-	// telemetry point, so the rule is also evaluated on a clock and on
-	// status changes.
+	// Timer: the result changes with time alone (silent_for, hour,
+	// weekday, holiday, open_now) or with the connection status
+	// (asset.status), neither of which comes with a telemetry point, so the
+	// rule is also evaluated on a clock and on status changes.
 	Timer bool
 	// ProvinceMetrics are the arguments of province_avg.
 	ProvinceMetrics []string
@@ -44,6 +44,9 @@ func union(a, b []string) []string {
 	slices.Sort(a)
 	return a
 }
+
+// clockFuncs change value with time alone.
+var clockFuncs = map[string]bool{"silent_for": true, "hour": true, "weekday": true, "holiday": true, "open_now": true}
 
 // metricReaders take a metric name as their first argument.
 var metricReaders = map[string]bool{"avg": true, "min": true, "max": true, "delta": true,
@@ -68,7 +71,7 @@ func analyze(root ast.Node) Uses {
 				break
 			}
 			switch {
-			case id.Value == "silent_for":
+			case clockFuncs[id.Value]:
 				u.Timer = true
 			case id.Value == "province_avg":
 				add(n.Arguments[0], &u.ProvinceMetrics)
@@ -80,7 +83,7 @@ func analyze(root ast.Node) Uses {
 			if inner, ok := n.Node.(*ast.MemberNode); ok && isProp(inner, "asset", "metrics") {
 				add(n.Property, &u.Metrics)
 			}
-			if isProp(n, "asset", "status") {
+			if isProp(n, "asset", "status") || isProp(n, "site", "open_now") {
 				u.Timer = true
 			}
 		case *ast.BinaryNode:

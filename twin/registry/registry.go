@@ -49,6 +49,9 @@ type Site struct {
 	CUP          string        `json:"cup,omitempty"` // project code (Codice Unico di Progetto)
 	CIG          string        `json:"cig,omitempty"` // supply contract code (Codice Identificativo Gara)
 	Coworking    *Coworking    `json:"coworking,omitempty"`
+	// Labels are free key/values for rule scopes (site_labels) and
+	// site.labels in rules, e.g. {tier: pilot}.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Asset is one device of a site.
