@@ -96,6 +96,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	alertPass, err := demoAlertAccount(&cfg)
+	if err != nil {
+		return err
+	}
 	p, err := platform.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -111,7 +115,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if ch != nil {
 		chHTTPAddr = ch.HTTPAddr()
 	}
-	printBanner(stdout, p, cfg, chHTTPAddr, g.creds, token)
+	printBanner(stdout, p, cfg, chHTTPAddr, g.creds, token, alertPass)
 
 	if *noSim {
 		<-ctx.Done()
@@ -169,7 +173,37 @@ func demoToken(cfg *platform.Config) (string, error) {
 	return tok, nil
 }
 
-func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath, token string) {
+// demoAlertAccount makes (once) the MQTT service account the demo's alert
+// sink publishes with and operators subscribe with: its hash goes to
+// DATA-DIR/accounts.yaml, the password to DATA-DIR/mqtt-alerts-password.
+func demoAlertAccount(cfg *platform.Config) (string, error) {
+	if cfg.AccountsPath != "" || cfg.AlertMQTT != "" {
+		return "", nil
+	}
+	cfg.AccountsPath = filepath.Join(cfg.DataDir, "accounts.yaml")
+	plain := filepath.Join(cfg.DataDir, "mqtt-alerts-password")
+	pass := ""
+	if b, err := os.ReadFile(plain); err == nil {
+		if _, err := os.Stat(cfg.AccountsPath); err == nil {
+			pass = strings.TrimSpace(string(b))
+		}
+	}
+	if pass == "" {
+		pass = registry.NewSecret()
+		yaml := fmt.Sprintf("# Made by polis dev; the password is in %s.\naccounts:\n  - username: alerts\n    secret_hash: %q\n    publish: [\"polis/alerts/v1/#\"]\n    subscribe: [\"polis/alerts/v1/#\"]\n",
+			plain, registry.HashSecret(pass))
+		if err := os.WriteFile(cfg.AccountsPath, []byte(yaml), 0o600); err != nil {
+			return "", fmt.Errorf("cannot write %s: %w", cfg.AccountsPath, err)
+		}
+		if err := os.WriteFile(plain, []byte(pass+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("cannot write %s: %w", plain, err)
+		}
+	}
+	cfg.AlertMQTT, cfg.AlertMQTTUsername, cfg.AlertMQTTPassword = "tcp://"+cfg.MQTTAddr, "alerts", pass
+	return pass, nil
+}
+
+func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath, token, alertPass string) {
 	user, pass := "SITE/ASSET", "SECRET"
 	if f, err := os.Open(credsPath); err == nil {
 		if creds, err := registry.ReadCredentialsCSV(f); err == nil && len(creds) > 0 {
@@ -201,12 +235,13 @@ Alerts, rules (%s, reloaded on save) and the programme's milestones:
   curl -s 'http://%s/api/v1/alerts?state=firing'
   curl -s 'http://%s/api/v1/rules'
   curl -s 'http://%s/api/v1/milestones'
+  mosquitto_sub -h %s -p %s -u alerts -P '%s' -t 'polis/alerts/v1/#' -v
 
 Ctrl-C stops everything; state stays in %s.
 `, p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
 		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database,
 		p.HTTP.Addr(), p.HTTP.Addr(), site, p.HTTP.Addr(), site, token, p.HTTP.Addr(), site, asset,
-		cfg.RulesDir, p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), cfg.DataDir)
+		cfg.RulesDir, p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), host, port, alertPass, cfg.DataDir)
 }
 
 func portOf(addr string) string {

@@ -73,6 +73,13 @@ type Config struct {
 	AlertOptions    engine.Options
 	AlertWebhook    string // URL that gets every delivered alert change; empty: none
 	AlertWebhookKey string // HMAC-SHA256 key signing the webhook body
+	// AlertMQTT is the URL of an MQTT broker (tcp://host:port) that gets
+	// every delivered alert change on AlertMQTTTopic/<site>/<asset>/<rule>;
+	// empty: none. It may be this instance's own broker.
+	AlertMQTT         string
+	AlertMQTTUsername string
+	AlertMQTTPassword string
+	AlertMQTTTopic    string
 
 	Logger *slog.Logger
 }
@@ -284,15 +291,37 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err := p.HTTP.MountTwin(topts); err != nil {
 		return nil, err
 	}
+	// Sinks: each its own consumer group, started after the broker serves
+	// (the MQTT sink may publish to it).
+	var sinks []interface{ Run(context.Context) error }
 	if cfg.AlertWebhook != "" {
 		wh, err := sink.NewWebhook(sink.WebhookOptions{Name: "webhook", URL: cfg.AlertWebhook, Secret: []byte(cfg.AlertWebhookKey),
 			Brokers: p.Brokers, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
+		sinks = append(sinks, wh)
+	}
+	if cfg.AlertMQTT != "" {
+		ms, err := sink.NewMQTT(sink.MQTTOptions{Name: "mqtt", URL: cfg.AlertMQTT, Username: cfg.AlertMQTTUsername,
+			Password: cfg.AlertMQTTPassword, TopicPrefix: cfg.AlertMQTTTopic, Brokers: p.Brokers, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, ms)
+	}
+	if len(sinks) > 0 {
 		sctx, cancel := context.WithCancel(context.Background())
 		p.sinkCancel, p.sinkDone = cancel, make(chan struct{})
-		go func() { defer close(p.sinkDone); _ = wh.Run(sctx) }()
+		var wg sync.WaitGroup
+		for _, s := range sinks {
+			wg.Go(func() {
+				if err := s.Run(sctx); err != nil {
+					p.log.Error("alert sink stopped", "err", err)
+				}
+			})
+		}
+		go func() { wg.Wait(); close(p.sinkDone) }()
 	}
 	p.HTTP.Serve()
 	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,

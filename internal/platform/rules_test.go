@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -51,9 +52,34 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 	}))
 	defer hook.Close()
 	e.cfg.AlertWebhook, e.cfg.AlertWebhookKey = hook.URL, "k"
+	// The MQTT sink publishes to the platform's own broker with a service
+	// account; an operator's client subscribes to the alerts.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.MQTTAddr = l.Addr().String()
+	l.Close()
+	accounts := filepath.Join(t.TempDir(), "accounts.yaml")
+	if err := os.WriteFile(accounts, []byte(fmt.Sprintf("accounts:\n  - username: alerts\n    secret_hash: %q\n    publish: [\"polis/alerts/v1/#\"]\n    subscribe: [\"polis/alerts/v1/#\"]\n",
+		registry.HashSecret("alerts-secret"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.AccountsPath = accounts
+	e.cfg.AlertMQTT, e.cfg.AlertMQTTUsername, e.cfg.AlertMQTTPassword = "tcp://"+e.cfg.MQTTAddr, "alerts", "alerts-secret"
 	token := e.operatorToken(t)
 	p := e.start(t)
 	defer stop(t, p)
+	mqttAlerts := make(chan paho.Message, 16)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID("operator-console").
+		SetUsername("alerts").SetPassword("alerts-secret").SetAutoReconnect(false))
+	if tok := sub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect the alert subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(50)
+	if tok := sub.Subscribe("polis/alerts/v1/#", 1, func(_ paho.Client, m paho.Message) { mqttAlerts <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
 	var c registry.Credential
 	for _, cr := range e.creds {
 		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && a.Type == "env" {
@@ -104,6 +130,17 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("the webhook did not receive the alert")
+			}
+			// The MQTT sink published it on the platform's broker.
+			select {
+			case m := <-mqttAlerts:
+				var a record.AlertChange
+				if err := record.UnmarshalAlert(m.Payload(), &a); err != nil || a.Kind != "fired" ||
+					m.Topic() != "polis/alerts/v1/"+c.Site+"/"+c.Asset+"/too_hot" {
+					t.Fatalf("MQTT sink published %s %s (%v)", m.Topic(), m.Payload(), err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the MQTT sink did not publish the alert")
 			}
 			// The API lists it and an operator acknowledges it.
 			var list struct {

@@ -17,10 +17,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
 )
 
 // SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
@@ -73,63 +70,10 @@ func Sign(secret, body []byte) string {
 
 // Run delivers until ctx ends.
 func (w *Webhook) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.o.Brokers...), kgo.ConsumerGroup("sink-"+w.o.Name),
-		kgo.ConsumeTopics(bus.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
-	if err != nil {
-		return fmt.Errorf("cannot create sink consumer: %w", err)
-	}
-	defer func() {
-		cl.AllowRebalance() // Close waits for a rebalance blocked by the poll
-		cl.Close()
-	}()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil || fs.IsClientClosed() {
-			return nil
-		}
-		var failed error
-		fs.EachRecord(func(r *kgo.Record) {
-			if failed != nil {
-				return
-			}
-			var a record.AlertChange
-			if err := record.UnmarshalAlert(r.Value, &a); err != nil || !a.Deliver {
-				return // held back (silence, inhibition, flapping) or not ours
-			}
-			failed = w.deliver(ctx, r.Value)
-		})
-		if failed != nil {
-			return nil // ctx ended mid-retry: nothing committed past the undelivered alert
-		}
-		if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("cannot commit sink offsets; alerts may be sent again", "err", err)
-		}
-		cl.AllowRebalance()
-	}
-}
-
-// deliver posts one alert until the receiver answers 2xx or ctx ends.
-func (w *Webhook) deliver(ctx context.Context, body []byte) error {
-	delay := w.o.MinBackoff
-	for attempt := 1; ; attempt++ {
-		err := w.post(ctx, body)
-		if err == nil {
-			if attempt > 1 {
-				w.log.Info("webhook delivers again", "attempts", attempt)
-			}
-			return nil
-		}
-		if attempt == 1 {
-			w.log.Warn("cannot deliver alert; retrying", "url", w.o.URL, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, w.o.MaxBackoff)
-	}
+	return consume(ctx, w.o.Name, w.o.Brokers, w.log, func(ctx context.Context, raw []byte, _ *record.AlertChange) error {
+		return retry(ctx, w.log, backoff{w.o.MinBackoff, w.o.MaxBackoff},
+			func(ctx context.Context) error { return w.post(ctx, raw) }, "url", w.o.URL)
+	})
 }
 
 func (w *Webhook) post(ctx context.Context, body []byte) error {
