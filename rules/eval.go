@@ -158,8 +158,8 @@ func (e *Evaluator) Evaluations() uint64 { return e.evals.Load() }
 
 func engineRule(r *dsl.Rule) engine.Rule {
 	er := engine.Rule{ID: r.ID, Severity: r.Severity, Labels: r.Labels, For: r.For, KeepFiringFor: r.KeepFiringFor,
-		NoDataAfter: r.NoDataAfter,
-		Cond:        func(e engine.Eval) (bool, error) { return r.Cond.Eval(e.Payload.(*dsl.Env)) },
+		NoDataAfter: r.NoDataAfter, SiteDown: r.SiteDown,
+		Cond: func(e engine.Eval) (bool, error) { return r.Cond.Eval(e.Payload.(*dsl.Env)) },
 		Summary: func(e engine.Eval) string {
 			s, err := r.Summary.Render(e.Payload.(*dsl.Env))
 			if err != nil {

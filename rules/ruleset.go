@@ -259,6 +259,7 @@ type RuleInfo struct {
 	For           string            `json:"for,omitempty"`
 	KeepFiringFor string            `json:"keep_firing_for,omitempty"`
 	NoDataAfter   string            `json:"no_data_after,omitempty"`
+	SiteDown      bool              `json:"site_down,omitempty"` // its open alerts hold back the site's others
 	Labels        map[string]string `json:"labels,omitempty"`
 	Summary       string            `json:"summary,omitempty"`
 	Metrics       []string          `json:"metrics"`         // the points that evaluate it; empty: every point
@@ -289,7 +290,7 @@ func (rs *ruleSet) info(r *dsl.Rule) RuleInfo {
 	_, version := rs.last(r.ID, origin == "api")
 	in := RuleInfo{ID: r.ID, Group: r.Group, Origin: origin, Version: version, Severity: r.Severity,
 		Scope: ScopeInfo{r.Scope.AssetTypes, r.Scope.Regions, r.Scope.Sites, r.Scope.SiteLabels},
-		Expr:  r.Cond.Source, For: dur(r.For), KeepFiringFor: dur(r.KeepFiringFor), NoDataAfter: dur(r.NoDataAfter),
+		Expr:  r.Cond.Source, For: dur(r.For), KeepFiringFor: dur(r.KeepFiringFor), NoDataAfter: dur(r.NoDataAfter), SiteDown: r.SiteDown,
 		Labels: r.Labels, Summary: r.Summary.Source, Clock: r.Uses.Timer, Source: r.Source, Metrics: []string{}}
 	if r.Clear != nil {
 		in.Clear = r.Clear.Source

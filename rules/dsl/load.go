@@ -25,6 +25,7 @@ var DefaultMetrics = []string{
 	"interactions_count", "free_count", "occupied_count", "temp_c", "humidity_pct",
 	"co2_ppm", "occupancy_count", "occupied", "lights_on", "power_kw", "energy_kwh",
 	"energy_total_kwh", "inverter_state", "connector_state", "fault",
+	"screen_on", "voltage_v", "uptime_s", "rssi_dbm",
 }
 
 // Options tune Load.
@@ -109,6 +110,10 @@ type Rule struct {
 	// NoDataAfter: an asset in scope silent this long puts the rule's alert
 	// in the NoData state (0: never).
 	NoDataAfter time.Duration
+	// SiteDown marks a rule that detects its whole site down (the site
+	// gateway offline): while its alert is open, the site's other alerts
+	// are held back and linked to it.
+	SiteDown bool
 	// Uses is what Cond and Clear read (the summary is not counted: it is
 	// rendered only when the alert changes).
 	Uses Uses
@@ -409,7 +414,7 @@ func (l *loader) group(n *yaml.Node) *Group {
 	return g
 }
 
-var ruleKeys = "id, scope, expr, for, clear, keep_firing_for, no_data_after, severity, labels, summary"
+var ruleKeys = "id, scope, expr, for, clear, keep_firing_for, no_data_after, site_down, severity, labels, summary"
 
 func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 	r := &Rule{Group: group, Pos: Position{l.name, n.Line, n.Column}}
@@ -450,6 +455,12 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 			r.KeepFiringFor = l.duration(v)
 		case "no_data_after":
 			r.NoDataAfter = l.duration(v)
+		case "site_down":
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+				l.errorf(v, "site_down: want true or false, got %s", kind(v))
+			} else {
+				r.SiteDown = v.Value == "true"
+			}
 		case "severity":
 			if s, ok := l.str(v); ok {
 				if !slices.Contains(Severities, s) {

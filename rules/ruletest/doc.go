@@ -51,6 +51,10 @@
 //	      - at: 30m
 //	        alerts: []                   # no open alert of any rule
 //
+// An expected alert may also say held_by: RULE, the site-down rule (a
+// rule with site_down: true) whose open alert holds it back, or "" for an
+// alert that must not be held.
+//
 // Durations (interval, at, series) are Go or Prometheus durations: 90s,
 // 15m, 1h30m, 1d; at most 366d.
 //

@@ -70,6 +70,7 @@ type wantAlert struct {
 	rule, site, asset string
 	state             engine.State
 	summary           *string
+	heldBy            *string // rule id of the site-down alert holding it back; "": not held
 	labels            map[string]string
 }
 
@@ -79,7 +80,7 @@ var (
 	testKeys  = []string{"name", "start", "input", "expect"}
 	inputKeys = []string{"at", "asset", "m", "status", "reported"}
 	expKeys   = []string{"at", "alerts"}
-	alertKeys = []string{"rule", "asset", "state", "summary", "labels"}
+	alertKeys = []string{"rule", "asset", "state", "summary", "held_by", "labels"}
 )
 
 // parse reads a fixture; name is used in error positions and to resolve

@@ -257,6 +257,10 @@ func (p *parser) wantAlert(f *fixture, n *yaml.Node) (wantAlert, bool) {
 			if s, ok := p.str(v, "summary"); ok {
 				w.summary = &s
 			}
+		case "held_by":
+			if s, ok := p.str(v, "held_by"); ok {
+				w.heldBy = &s
+			}
 		case "labels":
 			w.labels = map[string]string{}
 			if v.Kind != yaml.MappingNode {

@@ -128,7 +128,7 @@ func TestFixtureErrors(t *testing.T) {
 		{"bad state", fixtureHead + "    expect: [{at: 1m, alerts: [{rule: cash_low, asset: PO-001272-1/atm-1, state: fired}]}]\n",
 			`fixture.yaml:8:82: bad state "fired": want pending, firing, nodata, resolved`},
 		{"unknown alert key", fixtureHead + "    expect: [{at: 1m, alerts: [{rule: cash_low, asset: PO-001272-1/atm-1, severity: warning}]}]\n",
-			`fixture.yaml:8:75: unknown key "severity" in alert (want rule, asset, state, summary, labels)`},
+			`fixture.yaml:8:75: unknown key "severity" in alert (want rule, asset, state, summary, held_by, labels)`},
 		{"duplicate alert", fixtureHead + "    expect:\n      - at: 1m\n        alerts:\n          - {rule: cash_low, asset: PO-001272-1/atm-1}\n          - {rule: cash_low, asset: PO-001272-1/atm-1, state: pending}\n",
 			"fixture.yaml:12:13: alert cash_low PO-001272-1/atm-1 already expected at line 11"},
 		{"no expect", fixtureHead + "    expect: []\n", `fixture.yaml:6:5: test "t": expect nothing`},

@@ -204,6 +204,17 @@ func (r *runner) check(e *expect) {
 		if w.summary != nil && a.Summary != *w.summary {
 			r.failf(e.at, "%s %s %s/%s: summary = %q, want %q", a.State, w.rule, w.site, w.asset, a.Summary, *w.summary)
 		}
+		if w.heldBy != nil {
+			holder := ""
+			for _, b := range alerts {
+				if a.InhibitedBy != "" && b.Fingerprint == a.InhibitedBy {
+					holder = b.RuleID
+				}
+			}
+			if holder != *w.heldBy {
+				r.failf(e.at, "%s %s %s/%s: held back by %q, want %q", a.State, w.rule, w.site, w.asset, holder, *w.heldBy)
+			}
+		}
 		names := make([]string, 0, len(w.labels))
 		for n := range w.labels {
 			names = append(names, n)
