@@ -209,7 +209,7 @@ func TestRegistryExport(t *testing.T) {
 	if string(b) != exportCSV(t, e.reg) {
 		t.Fatal("the export is not registry.ExportCSV's")
 	}
-	if !strings.HasPrefix(string(b), registry.ImportHeader+"\n") {
+	if !strings.HasPrefix(string(b), registry.ExportHeader+"\n") {
 		t.Fatalf("the export does not start with the import header: %.200s", b)
 	}
 

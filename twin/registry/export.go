@@ -13,10 +13,10 @@ import (
 // registry, secret hashes included. Plaintext secrets are never written.
 func ExportCSV(w io.Writer, reg *Registry) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(importColumns); err != nil {
+	if err := cw.Write(append(importColumns[:len(importColumns):len(importColumns)], LabelsColumn)); err != nil {
 		return fmt.Errorf("cannot export registry: %w", err)
 	}
-	row := make([]string, len(importColumns))
+	row := make([]string, len(importColumns)+1)
 	for _, s := range reg.Sites() {
 		site := []string{
 			s.ID, string(s.Kind), s.Comune, s.Name, s.Province, s.ProvinceName, s.Region,
@@ -30,8 +30,9 @@ func ExportCSV(w io.Writer, reg *Registry) error {
 			site[15], site[16], site[17] = strconv.Itoa(c.Workstations), strconv.Itoa(c.MeetingRooms), strconv.Itoa(c.EventAreas)
 		}
 		copy(row, site)
+		row[len(row)-1] = FormatLabels(s.Labels)
 		if len(s.Assets) == 0 {
-			clear(row[len(site):])
+			clear(row[len(site) : len(row)-1])
 			if err := cw.Write(row); err != nil {
 				return fmt.Errorf("cannot export registry: %w", err)
 			}

@@ -25,6 +25,7 @@ func TestExportCSV_RoundTrip(t *testing.T) {
 	first := src.Sites()[0]
 	first.CUP, first.CIG, first.ProvinceName = "J51B21005310006", "ZA12B3C4D5", "Nome, con \"virgolette\""
 	first.Assets[0].CIG = "8765432ABC"
+	first.Labels = map[string]string{"tier": "pilot", "zone": "alps"}
 	if err := src.Add(&Site{ID: "PO-001003-1", Kind: KindPostOffice, Comune: "001003"}); err != nil {
 		t.Fatal(err)
 	}
@@ -32,8 +33,8 @@ func TestExportCSV_RoundTrip(t *testing.T) {
 	if err := ExportCSV(&out, src); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), ImportHeader+"\n") {
-		t.Fatalf("export does not start with ImportHeader")
+	if !strings.HasPrefix(out.String(), ExportHeader+"\n") {
+		t.Fatalf("export does not start with ExportHeader")
 	}
 	dst := New()
 	rep, err := ImportCSV(dst, bytes.NewReader(out.Bytes()), ImportOptions{Strict: true})

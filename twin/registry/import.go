@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ import (
 //	installed_at   RFC 3339
 //	secret         the device secret in plaintext: hashed on import, never stored
 //	secret_hash    or the hash already made (sha256$salt$hash or bcrypt)
+//	labels         optional column: the site's labels for rule scopes, "tier=pilot;zone=alps"
 //
 // A row with neither secret nor secret_hash keeps the asset's hash if the
 // registry already has it, and otherwise gets a fresh secret, returned in
@@ -56,8 +58,50 @@ const ImportHeader = "site,kind,comune,name,province,province_name,region,popula
 
 var importColumns = strings.Split(ImportHeader, ",")
 
+// LabelsColumn is the optional column of site labels ("k=v;k2=v2"),
+// written last by ExportCSV.
+const LabelsColumn = "labels"
+
+// ExportHeader is the header ExportCSV writes: ImportHeader and labels.
+const ExportHeader = ImportHeader + "," + LabelsColumn
+
 // siteColumns are the columns that must agree on every row of a site.
-var siteColumns = importColumns[:18]
+var siteColumns = append(importColumns[:18:18], LabelsColumn)
+
+var labelNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ParseLabels reads "k=v;k2=v2" (empty: none).
+func ParseLabels(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || !labelNameRe.MatchString(k) {
+			return nil, fmt.Errorf("labels %q: want name=value pairs separated by ';', names of letters, digits and _", s)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("labels %q: %s given twice", s, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// FormatLabels writes labels as ParseLabels reads them, sorted by name.
+func FormatLabels(l map[string]string) string {
+	names := make([]string, 0, len(l))
+	for k := range l {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ";")
+}
 
 // ImportOptions tunes ImportCSV.
 type ImportOptions struct {
@@ -141,7 +185,12 @@ func ImportCSV(reg *Registry, r io.Reader, opts ImportOptions) (*ImportReport, e
 			continue
 		}
 		line, _ := cr.FieldPos(0)
-		get := func(name string) string { return rec[col[name]] }
+		get := func(name string) string {
+			if i, ok := col[name]; ok {
+				return rec[i]
+			}
+			return "" // an optional column left out
+		}
 		refuse := func(id, format string, args ...any) {
 			rep.Refused = append(rep.Refused, RefusedRow{Line: line, ID: id, Reason: fmt.Sprintf(format, args...)})
 			if i := col["site"]; i < len(rec) {
@@ -264,7 +313,7 @@ func importHeader(header []string) (map[string]int, error) {
 	}
 	if len(col) != len(importColumns) {
 		for _, h := range header {
-			if !strings.Contains(","+ImportHeader+",", ","+strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))+",") {
+			if !strings.Contains(","+ImportHeader+","+LabelsColumn+",", ","+strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))+",") {
 				return nil, fmt.Errorf("line 1: unknown column %q, want the header %q", h, ImportHeader)
 			}
 		}
@@ -290,6 +339,11 @@ func parseImportRow(get func(string) string) (*Site, *Asset, string, error) {
 		Province: get("province"), ProvinceName: get("province_name"), Region: get("region"),
 		InnerArea: get("inner_area"), Address: get("address"), CUP: get("cup"), CIG: get("cig"),
 	}
+	labels, err := ParseLabels(get(LabelsColumn))
+	if err != nil {
+		return nil, nil, "", err
+	}
+	s.Labels = labels
 	if s.Kind == "" {
 		switch {
 		case strings.HasPrefix(s.ID, "PO-"):
@@ -298,7 +352,6 @@ func parseImportRow(get func(string) string) (*Site, *Asset, string, error) {
 			s.Kind = KindCoworking
 		}
 	}
-	var err error
 	if s.Population, err = intCell(get, "population"); err != nil {
 		return nil, nil, "", err
 	}

@@ -156,11 +156,13 @@ func TestImportCSV_Bulk(t *testing.T) {
 	if err := ExportCSV(&buf, src); err != nil {
 		t.Fatal(err)
 	}
-	// Strip the hashes: every device gets a fresh secret.
+	// Strip the hashes (the column before labels, which are empty here):
+	// every device gets a fresh secret.
 	var in bytes.Buffer
 	for i, l := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
 		if i > 0 {
-			l = l[:strings.LastIndexByte(l, ',')+1]
+			l = strings.TrimSuffix(l, ",")
+			l = l[:strings.LastIndexByte(l, ',')+1] + ","
 		}
 		in.WriteString(l + "\n")
 	}
@@ -325,4 +327,29 @@ func BenchmarkImportCSV(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(assets), "assets/op")
+}
+
+func TestParseLabels(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{"", "", ""},
+		{"tier=pilot", "tier=pilot", ""},
+		{" zone=alps ; tier=pilot", "tier=pilot;zone=alps", ""},
+		{"tier=", "tier=", ""},
+		{"tier", "", "name=value"},
+		{"9x=1", "", "name=value"},
+		{"a=1;a=2", "", "twice"},
+	} {
+		got, err := ParseLabels(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseLabels(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || FormatLabels(got) != tc.want {
+			t.Errorf("ParseLabels(%q) = %v, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
 }
