@@ -20,6 +20,7 @@ import (
 
 	"github.com/polis-platform/polis/broker"
 	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -62,6 +63,16 @@ func TestListeners_WebSocketAndTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	pool.AddCert(leaf)
+	// mochi's WebSocket listener binds in its own goroutine: wait for it.
+	for _, addr := range []string{wsAddr, tlsAddr} {
+		testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, "nothing listens on %s", addr)
+	}
 	for i, url := range []string{"ws://" + wsAddr, "ssl://" + tlsAddr} {
 		o := paho.NewClientOptions().AddBroker(url).SetClientID(u + "-" + url[:3]).SetUsername(u).SetPassword(s.secrets[u]).
 			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetTLSConfig(&tls.Config{RootCAs: pool})
