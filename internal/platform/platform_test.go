@@ -149,22 +149,30 @@ func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
 	if got := e.count(t, "SELECT count() FROM %s.telemetry"); got != uint64(want) {
 		t.Fatalf("unexpected stored rows; got %d; want %d", got, want)
 	}
-	// The rollups agree with the raw rows.
+	// The rollups agree with the raw rows. An INSERT commits the raw part
+	// before its views' parts, so a reader can see the raw rows a moment
+	// before the rollups: wait for them, bounded.
 	for _, tbl := range []string{"telemetry_1m", "telemetry_1h"} {
 		var n uint64
-		var mn, mx float64
-		err := e.conn.QueryRow(context.Background(), fmt.Sprintf(
-			"SELECT toUInt64(sum(c)), min(lo), max(hi) FROM (SELECT countMerge(count) AS c, minMerge(min) AS lo, maxMerge(max) AS hi FROM %s.%s GROUP BY site, asset, metric, bucket)",
-			e.cfg.Database, tbl)).Scan(&n, &mn, &mx)
-		if err != nil {
-			t.Fatalf("%s: %v", tbl, err)
+		var mn, mx, rmn, rmx float64
+		agree := func() bool {
+			err := e.conn.QueryRow(context.Background(), fmt.Sprintf(
+				"SELECT toUInt64(sum(c)), min(lo), max(hi) FROM (SELECT countMerge(count) AS c, minMerge(min) AS lo, maxMerge(max) AS hi FROM %s.%s GROUP BY site, asset, metric, bucket)",
+				e.cfg.Database, tbl)).Scan(&n, &mn, &mx)
+			if err != nil {
+				t.Fatalf("%s: %v", tbl, err)
+			}
+			if err := e.conn.QueryRow(context.Background(), fmt.Sprintf("SELECT min(value), max(value) FROM %s.telemetry", e.cfg.Database)).Scan(&rmn, &rmx); err != nil {
+				t.Fatal(err)
+			}
+			return n == uint64(want) && mn == rmn && mx == rmx
 		}
-		var rmn, rmx float64
-		if err := e.conn.QueryRow(context.Background(), fmt.Sprintf("SELECT min(value), max(value) FROM %s.telemetry", e.cfg.Database)).Scan(&rmn, &rmx); err != nil {
-			t.Fatal(err)
-		}
-		if n != uint64(want) || mn != rmn || mx != rmx {
-			t.Fatalf("%s disagrees with raw: count %d min %v max %v; raw count %d min %v max %v", tbl, n, mn, mx, want, rmn, rmx)
+		deadline := time.Now().Add(10 * time.Second)
+		for !agree() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s disagrees with raw: count %d min %v max %v; raw count %d min %v max %v", tbl, n, mn, mx, want, rmn, rmx)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	// A bad payload is acknowledged (MQTT 3.1.1) and lands in the
