@@ -41,7 +41,8 @@ type Evaluator struct {
 type tracked struct {
 	mu   sync.Mutex // guards ring; points and the clock evaluate concurrently
 	ring *dsl.Ring
-	twin Twin // the store that last applied the asset's record
+	env  *dsl.Env // reused for every evaluation of the asset
+	twin Twin     // the store that last applied the asset's record
 	site *registry.Site
 	a    *registry.Asset
 	// scratch for Point, reused under mu
@@ -252,16 +253,28 @@ func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, err
 
 // env builds the environment of an asset at ts. Views are copied out of the
 // twin once per record: every point of the record sees the state after it.
+//
+// The Env is the asset's own, reused under t.mu: its functions are bound
+// once and its maps are refilled, which halves the clock's cost per asset.
 func (e *Evaluator) env(t *tracked, tw Twin, ts time.Time, rules []*dsl.Rule) *dsl.Env {
-	env := &dsl.Env{History: t.ring}
+	if t.env == nil {
+		t.env = &dsl.Env{History: t.ring}
+	}
+	env := t.env
 	var av state.AssetView
 	var sv state.SiteView
 	if tw != nil {
 		av, _ = tw.Asset(t.site.ID, t.a.ID, ts)
 		sv, _ = tw.Site(t.site.ID, ts)
 	}
-	env.Asset = assetEnv(t.a, av)
+	metrics, props, prov := env.Asset.Metrics, env.Asset.Props, env.Site.ProvinceAvg
+	clear(metrics)
+	clear(props)
+	clear(prov)
+	env.Asset = assetEnv(t.a, av, metrics, props)
 	env.Site = siteEnv(t.site, sv, ts)
+	env.Site.ProvinceAvg = prov
+	env.Metric, env.Value, env.TS = "", 0, ts
 	e.fillProvince(env, t, ts, rules)
 	return env
 }
@@ -354,13 +367,20 @@ func joinErrs(errs []error) error {
 	return fmt.Errorf("%w (and %d more)", errs[0], len(errs)-1)
 }
 
-func assetEnv(a *registry.Asset, v state.AssetView) dsl.AssetEnv {
-	e := dsl.AssetEnv{ID: a.ID, Type: a.Type, Status: v.Status.String(), Metrics: make(map[string]float64, len(v.Metrics))}
+// assetEnv fills the asset's part of the environment into the (empty)
+// maps given, or new ones when nil.
+func assetEnv(a *registry.Asset, v state.AssetView, metrics map[string]float64, props map[string]any) dsl.AssetEnv {
+	if metrics == nil {
+		metrics = make(map[string]float64, len(v.Metrics))
+	}
+	e := dsl.AssetEnv{ID: a.ID, Type: a.Type, Status: v.Status.String(), Metrics: metrics, Props: props}
 	for name, m := range v.Metrics {
 		e.Metrics[name] = m.Value
 	}
 	if len(v.Reported) > 0 {
-		e.Props = make(map[string]any, len(v.Reported))
+		if e.Props == nil {
+			e.Props = make(map[string]any, len(v.Reported))
+		}
 		for name, p := range v.Reported {
 			var x any
 			if json.Unmarshal(p.Value, &x) == nil {

@@ -138,3 +138,38 @@ func BenchmarkEvaluator(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTick is the clock's share: every 10 s the pack's clock rules
+// (silent_for, asset.status, opening hours) run on every asset that has
+// reported. Reported per asset, to scale to the fleet.
+func BenchmarkTick(b *testing.B) {
+	reg, recs, _ := benchFleet(b, 300)
+	files, err := dsl.LoadDir("pack", dsl.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rules []*dsl.Rule
+	for _, f := range files {
+		rules = append(rules, f.Rules()...)
+	}
+	ev, err := NewEvaluator(reg, rules, engine.Options{}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := state.New(state.Options{})
+	for _, s := range reg.Sites() {
+		for _, a := range s.Assets {
+			st.AddAsset(s.ID, a.ID, a.Type)
+		}
+	}
+	for _, r := range recs {
+		st.Apply(r)
+		_, _ = ev.Point(st, r)
+	}
+	now := time.UnixMilli(recs[0].Points[0].TS)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		_, _ = ev.Tick(now.Add(time.Duration(i) * 10 * time.Second))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(recs)), "ns/asset")
+}

@@ -67,12 +67,13 @@ func analyze(root ast.Node) Uses {
 		switch n := n.(type) {
 		case *ast.CallNode:
 			id, ok := n.Callee.(*ast.IdentifierNode)
-			if !ok || len(n.Arguments) == 0 && id.Value != "silent_for" {
+			if !ok {
 				break
 			}
 			switch {
 			case clockFuncs[id.Value]:
 				u.Timer = true
+			case len(n.Arguments) == 0:
 			case id.Value == "province_avg":
 				add(n.Arguments[0], &u.ProvinceMetrics)
 				add(n.Arguments[0], &u.Metrics)
