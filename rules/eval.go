@@ -192,6 +192,25 @@ func (e *Evaluator) track(site, asset string) *tracked {
 	return t
 }
 
+// Applied evaluates what a record the twin applied (with change c) can
+// have changed: the rules its telemetry points reach, or the clock rules
+// of an asset whose connection status or reported properties changed.
+func (e *Evaluator) Applied(tw Twin, r *record.Record, c state.Change) ([]engine.Notification, error) {
+	switch {
+	case !c.Known:
+		return nil, nil
+	case r.Kind == record.KindTelemetry && len(r.Points) > 0:
+		return e.Point(tw, r)
+	case c.Connection || c.OldStatus != c.NewStatus || len(c.Properties) > 0:
+		at := r.TS
+		if at == 0 {
+			at = r.Received
+		}
+		return e.Status(tw, r.Site, r.Asset, time.UnixMilli(at))
+	}
+	return nil, nil
+}
+
 // Point evaluates a telemetry record the twin applied (tw holds the
 // asset's state after it) against the rules its points can change.
 // Errors of single rules are joined; the other rules still ran.
@@ -294,9 +313,10 @@ func (e *Evaluator) fillProvince(env *dsl.Env, t *tracked, ts time.Time, rules [
 	}
 }
 
-// Status evaluates the clock rules (asset.status, silent_for) of an asset
-// whose connection status the twin just changed, so that an ATM going
-// offline is noticed without waiting for the next tick.
+// Status evaluates the clock rules (asset.status, asset.props, silent_for,
+// opening hours) of an asset whose connection status or reported
+// properties the twin just changed, so that an ATM going offline is
+// noticed without waiting for the next tick.
 func (e *Evaluator) Status(tw Twin, site, asset string, at time.Time) ([]engine.Notification, error) {
 	t := e.track(site, asset)
 	if t == nil {

@@ -218,3 +218,30 @@ func TestEvaluator_StatusBeforeFirstPoint(t *testing.T) {
 		t.Fatalf("clock: %s", kinds(ns))
 	}
 }
+
+// A rule on reported properties runs when they change, without a point.
+func TestEvaluator_ReportedProperties(t *testing.T) {
+	reg := testFleet(t)
+	ev, err := NewEvaluator(reg, loadRules(t, `
+      - {id: old_firmware, scope: {asset_types: [env]}, expr: 'asset.props.firmware == "1.0"', severity: info}
+`), engine.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := twinOf(reg)
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	report := func(body string, at time.Time) []engine.Notification {
+		r := &record.Record{Kind: record.KindReported, Site: "PO-001001-1", Asset: "env-1", Body: []byte(body), TS: at.UnixMilli(), Received: at.UnixMilli()}
+		ns, err := ev.Applied(st, r, st.Apply(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ns
+	}
+	if ns := report(`{"firmware": "1.0"}`, t0); kinds(ns) != "fired old_firmware PO-001001-1/env-1" {
+		t.Fatalf("old firmware reported: %q", kinds(ns))
+	}
+	if ns := report(`{"firmware": "1.2"}`, t0.Add(time.Minute)); kinds(ns) != "resolved old_firmware PO-001001-1/env-1" {
+		t.Fatalf("new firmware reported: %q", kinds(ns))
+	}
+}

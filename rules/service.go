@@ -127,27 +127,15 @@ func (s *Service) apply() error {
 }
 
 // Applied is the twin's hook: it runs the rules a telemetry record can
-// change, and the clock rules of an asset whose connection status changed.
+// change, and the clock rules of an asset whose connection status or
+// reported properties changed.
 // It is called with the twin's partition lock held, so it only evaluates
 // and hands alerts on.
 func (s *Service) Applied(st *state.Store, r *record.Record, c state.Change) {
 	if !c.Known {
 		return
 	}
-	var ns []engine.Notification
-	var err error
-	switch {
-	case r.Kind == record.KindTelemetry && len(r.Points) > 0:
-		ns, err = s.ev.Point(st, r)
-	case c.Connection || c.OldStatus != c.NewStatus:
-		at := r.TS
-		if at == 0 {
-			at = r.Received
-		}
-		ns, err = s.ev.Status(st, r.Site, r.Asset, time.UnixMilli(at))
-	default:
-		return
-	}
+	ns, err := s.ev.Applied(st, r, c)
 	if err != nil && !errors.Is(err, engine.ErrLate) {
 		s.log.Debug("rule evaluation", "site", r.Site, "asset", r.Asset, "err", err)
 	}

@@ -19,9 +19,10 @@ type Uses struct {
 	// counts.
 	AnyMetric bool
 	// Timer: the result changes with time alone (silent_for, hour,
-	// weekday, holiday, open_now) or with the connection status
-	// (asset.status), neither of which comes with a telemetry point, so the
-	// rule is also evaluated on a clock and on status changes.
+	// weekday, holiday, open_now), with the connection status
+	// (asset.status) or with reported properties (asset.props), none of
+	// which comes with a telemetry point, so the rule is also evaluated on
+	// a clock and when the asset's status or properties change.
 	Timer bool
 	// ProvinceMetrics are the arguments of province_avg.
 	ProvinceMetrics []string
@@ -83,6 +84,10 @@ func analyze(root ast.Node) Uses {
 		case *ast.MemberNode:
 			if inner, ok := n.Node.(*ast.MemberNode); ok && isProp(inner, "asset", "metrics") {
 				add(n.Property, &u.Metrics)
+			}
+			// Reported properties change without a telemetry point.
+			if isProp(n, "asset", "props") {
+				u.Timer = true
 			}
 			if isProp(n, "asset", "status") || isProp(n, "site", "open_now") {
 				u.Timer = true

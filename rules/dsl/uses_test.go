@@ -21,6 +21,7 @@ func TestUses(t *testing.T) {
 		{`hour() >= 10 && last("power_kw") < 1`, Uses{Metrics: []string{"power_kw"}, Timer: true}},
 		{`open_now() && avg("co2_ppm", "15m") > 1200`, Uses{Metrics: []string{"co2_ppm"}, Timer: true}},
 		{`weekday() <= 5 || holiday()`, Uses{Timer: true}},
+		{`asset.props.firmware != "1.2"`, Uses{Timer: true}},
 		{`open_now() && asset.status == "offline"`, Uses{Timer: true}},
 		{`avg("power_kw", "30m") < 0.3 * province_avg("power_kw")`, Uses{Metrics: []string{"power_kw"}, ProvinceMetrics: []string{"power_kw"}}},
 		{`site.temp_c > 28`, Uses{}},

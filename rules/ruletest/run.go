@@ -162,13 +162,7 @@ func (r *runner) apply(in *input) {
 		r.failf(in.at, "the twin refused the record of %s/%s", in.site, in.asset)
 		return
 	}
-	var err error
-	switch {
-	case rec.Kind == record.KindTelemetry && len(rec.Points) > 0:
-		_, err = r.ev.Point(r.store, rec)
-	case c.Connection || c.OldStatus != c.NewStatus:
-		_, err = r.ev.Status(r.store, rec.Site, rec.Asset, at)
-	}
+	_, err := r.ev.Applied(r.store, rec, c) // as the platform does
 	r.evalErr(in.at, err)
 }
 
