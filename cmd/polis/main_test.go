@@ -112,7 +112,7 @@ func TestRulesTest(t *testing.T) {
 	if err == nil || !strings.Contains(out.String(), "FAIL ") {
 		t.Fatalf("a failing fixture must fail; got %v\n%s", err, out.String())
 	}
-	if err := run(context.Background(), []string{"rules", "backtest"}, &out); err == nil || !strings.Contains(err.Error(), "usage") {
+	if err := run(context.Background(), []string{"rules", "backtest", "-rules", "nowhere"}, &out); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Fatalf("backtest without rules: %v", err)
 	}
 }

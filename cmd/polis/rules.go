@@ -24,7 +24,7 @@ import (
 const rulesUsage = `usage:
   polis rules check FILE...              compile and type-check rule files
   polis rules test FIXTURE...            run rule tests (fixture format: rules/ruletest/doc.go)
-  polis rules backtest [flags] RULES     replay ClickHouse history through rules (a file or directory)`
+  polis rules backtest [flags]           replay ClickHouse history through rules (-rules FILE|DIR)`
 
 // runRules is `polis rules check|test|backtest`.
 func runRules(ctx context.Context, args []string, stdout io.Writer) error {
@@ -122,13 +122,11 @@ func rulesBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 	step := fs.Duration("step", time.Minute, "clock step: how often time-driven rules are evaluated")
 	maxPoints := fs.Int("max-points", storage.DefaultScanLimit, "points to replay at most")
 	svg := fs.String("svg", "", "also draw the occurrences on a timeline to this SVG file")
+	rulesPath := fs.String("rules", "rules/pack", "rule file or directory to replay")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: polis rules backtest [flags] RULES (a rule file or directory)")
-	}
-	rs, err := loadRulesArg(fs.Arg(0))
+	rs, err := loadRulesArg(*rulesPath)
 	if err != nil {
 		return err
 	}
@@ -143,7 +141,7 @@ func rulesBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 				}
 			}
 			if !found {
-				return fmt.Errorf("no rule %q in %s", id, fs.Arg(0))
+				return fmt.Errorf("no rule %q in %s", id, *rulesPath)
 			}
 		}
 		rs = picked
