@@ -48,6 +48,7 @@ func serveFlags(fs *flag.FlagSet, c *platform.Config, brokers *string, logLevel 
 	fs.DurationVar(&c.AlertOptions.ReminderEvery, "alert-reminder", c.AlertOptions.ReminderEvery, "resend an unacknowledged open alert this often (0: never)")
 	fs.DurationVar(&c.AlertOptions.EscalateAfter, "alert-escalate", c.AlertOptions.EscalateAfter, "raise an unacknowledged alert's escalation level each time this passes (0: never)")
 	fs.DurationVar(&c.AlertOptions.MaxLateness, "alert-max-lateness", c.AlertOptions.MaxLateness, "a point older than its asset's newest by more than this is not evaluated")
+	fs.DurationVar(&c.AlertOptions.MaxAge, "alert-max-age", c.AlertOptions.MaxAge, "a point older than the engine's clock by more than this is not evaluated (replays after a restart fire nothing stale; 0: no limit)")
 	fs.DurationVar(&c.AlertOptions.InhibitGrace, "alert-inhibit-grace", c.AlertOptions.InhibitGrace, "a site's alerts stay held this long after its site-down alert resolves")
 	fs.DurationVar(&c.TwinSnapshotEvery, "twin-snapshot-every", c.TwinSnapshotEvery, "how often the twin snapshots its partitions to ClickHouse")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")

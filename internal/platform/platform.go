@@ -102,7 +102,7 @@ func Defaults() Config {
 		RegistryPath:    "var/registry.json",
 
 		TwinSnapshotEvery: 30 * time.Second,
-		AlertOptions: engine.Options{MaxLateness: 10 * time.Minute, FlapWindow: time.Hour, FlapThreshold: 6,
+		AlertOptions: engine.Options{MaxLateness: 10 * time.Minute, MaxAge: 15 * time.Minute, FlapWindow: time.Hour, FlapThreshold: 6,
 			ReminderEvery: 4 * time.Hour, EscalateAfter: time.Hour, InhibitGrace: 5 * time.Minute},
 	}
 }
@@ -417,6 +417,9 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 			return nil, err
 		}
 		onApply = p.Rules.Applied
+		// The engine's clock starts now: the Kafka tail the twin replays at
+		// start is older than MaxAge and fires nothing stale.
+		p.Rules.Tick(time.Now())
 		// The API's rules are loaded before the twin evaluates a point.
 		ready := make(chan struct{})
 		rctx, cancel := context.WithCancel(context.Background())
