@@ -312,7 +312,12 @@ func tmplError(src string, byteOff int, w where, msg string) *posError {
 func runeCount(s string) int { return len([]rune(s)) }
 
 // suggest returns the closest of names to s, or "" when none is close.
-func suggest(s string, names []string) string {
+func suggest(s string, names []string) string { return Suggest(s, names) }
+
+// Suggest returns the closest of names to s (Levenshtein distance under 3,
+// under 2 for names of 3 bytes or less), or "" when none is close enough
+// to be a typo. The did-you-mean of every Polis file format.
+func Suggest(s string, names []string) string {
 	if len(s) > 64 {
 		return ""
 	}
@@ -338,7 +343,11 @@ func suggestMetric(s string, metrics map[string]bool) string {
 	return suggest(s, names)
 }
 
+// levenshtein is the optimal string alignment distance in bytes: the
+// Levenshtein distance with a swap of two neighbours counted as one edit,
+// the commonest typo ("tset" for "test").
 func levenshtein(a, b string) int {
+	pp := make([]int, len(b)+1) // row i-2
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -352,8 +361,11 @@ func levenshtein(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		pp, prev, cur = prev, cur, pp
 	}
 	return prev[len(b)]
 }

@@ -68,3 +68,19 @@ func TestRuleSourceAndUses(t *testing.T) {
 		t.Errorf("source of b = %q", rs[1].Source)
 	}
 }
+
+func TestSuggest(t *testing.T) {
+	names := []string{"tests", "temp_c", "silent_for", "avg", "sites"}
+	for _, tc := range []struct{ in, want string }{
+		{"tset", "tests"},    // a swap and a missing letter
+		{"tmep_c", "temp_c"}, // a swap
+		{"silent_fro", "silent_for"},
+		{"agv", "avg"},
+		{"xyz", ""},
+		{"temperature", ""},
+	} {
+		if got := Suggest(tc.in, names); got != tc.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

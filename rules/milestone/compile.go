@@ -3,6 +3,7 @@ package milestone
 import (
 	"errors"
 	"fmt"
+	"github.com/polis-platform/polis/rules/dsl"
 	"slices"
 	"strings"
 
@@ -283,39 +284,5 @@ func offsetLineCol(src string, from int) (line, col int) {
 	return line, col
 }
 
-// suggest returns the closest of names to s, or "" when none is close.
-func suggest(s string, names []string) string {
-	if len(s) > 64 {
-		return ""
-	}
-	best, bestD := "", 3
-	if len(s) <= 3 {
-		bestD = 2
-	}
-	for _, n := range names {
-		if d := levenshtein(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// suggest is the did-you-mean of rule files.
+func suggest(s string, names []string) string { return dsl.Suggest(s, names) }
