@@ -169,6 +169,9 @@ type Engine struct {
 	silences atomic.Pointer[map[string]*silence] // copied on write
 	smu      sync.Mutex                          // serialises silence writers
 	shards   []*shard
+
+	rmu     sync.Mutex
+	retired []Notification // resolutions of removed rules' alerts, for the next Tick
 }
 
 // shard holds the sites hashed to it. Inhibition is within a site, so a
@@ -240,7 +243,8 @@ func Fingerprint(ruleID, site, asset string) string {
 }
 
 // SetRules replaces the rules. Alerts of rules that still exist keep their
-// state; the others are dropped.
+// state; the others are dropped, the open ones resolved: the next Tick
+// returns those resolutions.
 func (e *Engine) SetRules(rules []Rule) error {
 	m := make(map[string]*Rule, len(rules))
 	for i := range rules {
@@ -255,12 +259,23 @@ func (e *Engine) SetRules(rules []Rule) error {
 		}
 		m[r.ID] = &r
 	}
-	e.rules.Store(&m)
+	old := *e.rules.Swap(&m)
+	var retired []Notification
 	for _, s := range e.shards {
 		s.mu.Lock()
 		for k, a := range s.alerts {
 			r := m[k.rule]
 			if r == nil {
+				// An open alert of a removed rule is resolved, so that its
+				// history and its sinks do not keep it open for ever; at the
+				// shard's clock (the last Tick), the engine has no other.
+				if or := old[k.rule]; or != nil && (isOpen(a.State) || a.State == StatePending) {
+					t := s.watermark
+					if t.Before(a.LastEval) {
+						t = a.LastEval
+					}
+					s.close(or, a, t, &retired)
+				}
 				s.forget(k, a)
 				continue
 			}
@@ -274,6 +289,11 @@ func (e *Engine) SetRules(rules []Rule) error {
 			}
 		}
 		s.mu.Unlock()
+	}
+	if len(retired) > 0 {
+		e.rmu.Lock()
+		e.retired = append(e.retired, retired...)
+		e.rmu.Unlock()
 	}
 	return nil
 }

@@ -246,6 +246,15 @@ func TestSetRules_KeepsState(t *testing.T) {
 	if len(as) != 1 || as[0].RuleID != "hot" || as[0].State != engine.StateFiring || as[0].Labels["severity"] != "critical" {
 		t.Fatalf("unexpected alerts after SetRules: %+v", as)
 	}
+	// The removed rule's open alert is resolved, delivered at the next Tick
+	// (its history must not keep it open), once.
+	ns := e.Tick(day.Add(time.Minute))
+	if len(ns) != 1 || ns[0].Kind != engine.KindResolved || ns[0].Alert.RuleID != "old" || !ns[0].Deliver || !ns[0].At.Equal(day) {
+		t.Fatalf("Tick after removing a rule: %+v", ns)
+	}
+	if ns := e.Tick(day.Add(2 * time.Minute)); len(ns) != 0 {
+		t.Fatalf("second Tick: %+v", ns)
+	}
 }
 
 func TestErrors(t *testing.T) {

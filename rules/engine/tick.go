@@ -12,7 +12,10 @@ import (
 func (e *Engine) Tick(now time.Time) []Notification {
 	e.expireSilences(now)
 	rules := *e.rules.Load()
-	var out []Notification
+	e.rmu.Lock()
+	out := e.retired
+	e.retired = nil
+	e.rmu.Unlock()
 	for _, s := range e.shards {
 		s.mu.Lock()
 		s.tick(rules, now, &out)
