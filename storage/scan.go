@@ -60,7 +60,7 @@ func Scan(ctx context.Context, conn driver.Conn, db string, f schema.Flavor, q S
 	if len(q.AssetTypes) > 0 {
 		var or []string
 		for _, t := range q.AssetTypes {
-			or = append(or, "asset LIKE ?") // startsWith is missing from 18.16
+			or = append(or, "asset LIKE ?") // the prefix, with LIKE's wildcards escaped
 			args = append(args, strings.NewReplacer("%", "\\%", "_", "\\_").Replace(t)+"-%")
 		}
 		where = append(where, "("+strings.Join(or, " OR ")+")")
