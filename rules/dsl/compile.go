@@ -3,6 +3,7 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"github.com/polis-platform/polis/rules/internal/yamlpos"
 	"math"
 	"slices"
 	"strconv"
@@ -87,24 +88,7 @@ func format(v any) string {
 	return fmt.Sprint(v)
 }
 
-// where maps positions inside an expression to the YAML file.
-type where struct {
-	line, col int // of the expression's first character, 1-based
-	// block scalars: expression line n is file line line+n-1 at column
-	// col; otherwise only the first line is offset by col.
-	block bool
-}
-
-func (w where) at(exprLine, exprCol int) (int, int) {
-	if w.block || exprLine > 1 {
-		c := exprCol + 1
-		if w.block {
-			c = w.col + exprCol
-		}
-		return w.line + exprLine - 1, c
-	}
-	return w.line, w.col + exprCol
-}
+type where = yamlpos.Where
 
 // compileOptions are shared by every expression; building them once keeps
 // Load cheap.
@@ -127,9 +111,9 @@ func compile(src string, asBool bool, w where, metrics map[string]bool) (*Progra
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {
-			return nil, &posError{line: w.line, col: w.col, msg: err.Error()}
+			return nil, &posError{line: w.Line, col: w.Col, msg: err.Error()}
 		}
-		line, col := w.at(fe.Line, fe.Column)
+		line, col := w.At(fe.Line, fe.Column)
 		return nil, &posError{line: line, col: col, msg: explain(fe.Message)}
 	}
 	if pe := lint(prog.Node(), src, w, metrics); pe != nil {
@@ -181,8 +165,8 @@ func lint(root ast.Node, src string, w where, metrics map[string]bool) *posError
 		if first != nil {
 			return
 		}
-		l, c := offsetLineCol(src, n.Location().From)
-		line, col := w.at(l, c)
+		l, c := yamlpos.OffsetLineCol(src, n.Location().From)
+		line, col := w.At(l, c)
 		first = &posError{line: line, col: col, msg: fmt.Sprintf(format, args...)}
 	}
 	metric := func(n ast.Node) {
@@ -242,25 +226,6 @@ func isProp(m *ast.MemberNode, obj, prop string) bool {
 	return ok && s.Value == prop && isIdent(m.Node, obj)
 }
 
-// offsetLineCol turns a rune offset into expr's line (1-based) and column
-// (0-based), as file.Error.Bind does.
-func offsetLineCol(src string, from int) (line, col int) {
-	line = 1
-	i := 0
-	for _, r := range src {
-		if i == from {
-			break
-		}
-		if r == '\n' {
-			line, col = line+1, 0
-		} else {
-			col++
-		}
-		i++
-	}
-	return line, col
-}
-
 // maxParts bounds a summary's expressions; positions cost a scan each.
 const maxParts = 64
 
@@ -290,9 +255,9 @@ func compileTemplate(src string, w where, metrics map[string]bool) (*Template, *
 			return nil, tmplError(src, off+i, w, "empty {{ }}")
 		}
 		// The expression's own errors are positioned inside body.
-		l, c := offsetLineCol(src, runeCount(src[:off+i+2]))
-		bl, bc := w.at(l, c)
-		p, pe := compile(body, false, where{line: bl, col: bc, block: false}, metrics)
+		l, c := yamlpos.OffsetLineCol(src, runeCount(src[:off+i+2]))
+		bl, bc := w.At(l, c)
+		p, pe := compile(body, false, where{Line: bl, Col: bc}, metrics)
 		if pe != nil {
 			pe.msg = "summary: " + pe.msg
 			return nil, pe
@@ -304,8 +269,8 @@ func compileTemplate(src string, w where, metrics map[string]bool) (*Template, *
 }
 
 func tmplError(src string, byteOff int, w where, msg string) *posError {
-	l, c := offsetLineCol(src, runeCount(src[:byteOff]))
-	line, col := w.at(l, c)
+	l, c := yamlpos.OffsetLineCol(src, runeCount(src[:byteOff]))
+	line, col := w.At(l, c)
 	return &posError{line: line, col: col, msg: "summary: " + msg}
 }
 

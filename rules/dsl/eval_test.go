@@ -11,7 +11,7 @@ import (
 
 func mustCompile(t testing.TB, src string) *Program {
 	t.Helper()
-	p, pe := compile(src, true, where{line: 1, col: 1}, nil)
+	p, pe := compile(src, true, where{Line: 1, Col: 1}, nil)
 	if pe != nil {
 		t.Fatalf("cannot compile %q: %d:%d: %s", src, pe.line, pe.col, pe.msg)
 	}
@@ -84,7 +84,7 @@ func TestEval(t *testing.T) {
 }
 
 func TestTemplate(t *testing.T) {
-	tp, pe := compileTemplate(`ATM {{ asset.id }} cash {{ value }}% {{ avg("x", "1m") }} {{ site.open_now }}`, where{line: 1, col: 1}, nil)
+	tp, pe := compileTemplate(`ATM {{ asset.id }} cash {{ value }}% {{ avg("x", "1m") }} {{ site.open_now }}`, where{Line: 1, Col: 1}, nil)
 	if pe != nil {
 		t.Fatal(pe.msg)
 	}

@@ -3,6 +3,7 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"github.com/polis-platform/polis/rules/internal/yamlpos"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -154,16 +155,13 @@ var (
 const maxErrors = 20
 
 type loader struct {
+	yamlpos.Walker
 	name    string
 	lines   []string
 	metrics map[string]bool
 	errs    ErrorList
 	rule    string // id of the rule being read
 	ids     map[string]Position
-}
-
-func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
-	l.errAt(n.Line, n.Column, fmt.Sprintf(format, args...))
 }
 
 func (l *loader) errAt(line, col int, msg string) {
@@ -180,16 +178,16 @@ func Load(name string, src []byte, opts Options) (*File, error) {
 		return nil, l.errs
 	}
 	f := &File{Name: name}
-	l.mapping(root, func(key string, k, v *yaml.Node) {
+	l.Mapping(root, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "groups":
-			l.seq(v, func(n *yaml.Node) {
+			l.Seq(v, func(n *yaml.Node) {
 				if g := l.group(n); g != nil {
 					f.Groups = append(f.Groups, g)
 				}
 			})
 		default:
-			l.errorf(k, "unknown key %q (want groups)", key)
+			l.Errorf(k, "unknown key %q (want groups)", key)
 		}
 	}, "groups")
 	if len(l.errs) > 0 {
@@ -201,6 +199,7 @@ func Load(name string, src []byte, opts Options) (*File, error) {
 // parse reads src as YAML; root is nil when it is not.
 func parse(name string, src []byte, opts Options, want string) (*loader, *yaml.Node) {
 	l := &loader{name: name, ids: map[string]Position{}}
+	l.Walker = yamlpos.Walker{Report: l.errAt, Kind: "rule files"}
 	if !opts.AnyMetric {
 		ms := opts.Metrics
 		if ms == nil {
@@ -284,82 +283,10 @@ func LoadDir(dir string, opts Options) ([]*File, error) {
 	return files, nil
 }
 
-// resolve refuses aliases: expanding them while walking could take
-// exponential time on a hostile file, and rule files do not need them.
-func (l *loader) resolve(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		l.errorf(n, "aliases (*name) are not supported in rule files")
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-	}
-	return n
-}
-
-// mapping calls f for each key of a mapping node, refusing duplicate keys
-// and reporting missing required ones.
-func (l *loader) mapping(n *yaml.Node, f func(key string, k, v *yaml.Node), required ...string) {
-	n = l.resolve(n)
-	if n.Kind != yaml.MappingNode {
-		l.errorf(n, "want a mapping, got %s", kind(n))
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := l.resolve(n.Content[i]), l.resolve(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			l.errorf(k, "want a key, got %s", kind(k))
-			continue
-		}
-		if seen[k.Value] {
-			l.errorf(k, "duplicate key %q", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		f(k.Value, k, v)
-	}
-	for _, r := range required {
-		if !seen[r] {
-			l.errorf(n, "missing key %q", r)
-		}
-	}
-}
-
-func (l *loader) seq(n *yaml.Node, f func(*yaml.Node)) {
-	if n.Kind != yaml.SequenceNode {
-		l.errorf(n, "want a list, got %s", kind(n))
-		return
-	}
-	for _, c := range n.Content {
-		f(l.resolve(c))
-	}
-}
-
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "an alias"
-}
-
-func (l *loader) str(n *yaml.Node) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		l.errorf(n, "want a string, got %s", kind(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
 func (l *loader) strings(n *yaml.Node) []string {
 	var out []string
-	l.seq(n, func(c *yaml.Node) {
-		if s, ok := l.str(c); ok {
+	l.Seq(n, func(c *yaml.Node) {
+		if s, ok := l.Str(c); ok {
 			out = append(out, s)
 		}
 	})
@@ -368,11 +295,11 @@ func (l *loader) strings(n *yaml.Node) []string {
 
 func (l *loader) strMap(n *yaml.Node) map[string]string {
 	out := map[string]string{}
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		if !labelRe.MatchString(key) {
-			l.errorf(k, "bad label name %q: want letters, digits and _", key)
+			l.Errorf(k, "bad label name %q: want letters, digits and _", key)
 		}
-		if s, ok := l.str(v); ok {
+		if s, ok := l.Str(v); ok {
 			out[key] = s
 		}
 	})
@@ -380,13 +307,13 @@ func (l *loader) strMap(n *yaml.Node) map[string]string {
 }
 
 func (l *loader) duration(n *yaml.Node) time.Duration {
-	s, ok := l.str(n)
+	s, ok := l.Str(n)
 	if !ok {
 		return 0
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		l.errorf(n, "bad duration %q: %v", s, err)
+		l.Errorf(n, "bad duration %q: %v", s, err)
 	}
 	return d
 }
@@ -394,18 +321,18 @@ func (l *loader) duration(n *yaml.Node) time.Duration {
 func (l *loader) group(n *yaml.Node) *Group {
 	g := &Group{}
 	var rules *yaml.Node
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
-			g.Name, _ = l.str(v)
+			g.Name, _ = l.Str(v)
 		case "rules":
 			rules = v
 		default:
-			l.errorf(k, "unknown key %q in group (want name, rules)", key)
+			l.Errorf(k, "unknown key %q in group (want name, rules)", key)
 		}
 	}, "name", "rules")
 	if rules != nil {
-		l.seq(rules, func(n *yaml.Node) {
+		l.Seq(rules, func(n *yaml.Node) {
 			if r := l.ruleOf(n, g.Name); r != nil {
 				g.Rules = append(g.Rules, r)
 			}
@@ -425,12 +352,12 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "id" {
 				v := n.Content[i+1]
-				if s, ok := l.str(v); ok {
+				if s, ok := l.Str(v); ok {
 					r.ID, l.rule = s, s
 					if !idRe.MatchString(s) {
-						l.errorf(v, "bad id %q: want lower case letters, digits and _", s)
+						l.Errorf(v, "bad id %q: want lower case letters, digits and _", s)
 					} else if p, dup := l.ids[s]; dup {
-						l.errorf(v, "duplicate id %q, first defined at %s", s, p)
+						l.Errorf(v, "duplicate id %q, first defined at %s", s, p)
 					} else {
 						l.ids[s] = Position{l.name, v.Line, v.Column}
 					}
@@ -440,7 +367,7 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 		}
 	}
 	before := len(l.errs)
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "id":
 		case "scope":
@@ -457,22 +384,23 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 			r.NoDataAfter = l.duration(v)
 		case "site_down":
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-				l.errorf(v, "site_down: want true or false, got %s", kind(v))
+				l.Errorf(v, "site_down: want true or false, got %s", yamlpos.Kind(v))
 			} else {
 				r.SiteDown = v.Value == "true"
 			}
 		case "severity":
-			if s, ok := l.str(v); ok {
+			if s, ok := l.Str(v); ok {
 				if !slices.Contains(Severities, s) {
-					l.errorf(v, "bad severity %q: want info, warning or critical", s)
+					l.Errorf(v, "bad severity %q: want info, warning or critical", s)
 				}
 				r.Severity = s
 			}
 		case "labels":
 			r.Labels = l.strMap(v)
 		case "summary":
-			if s, ok := l.str(v); ok {
-				t, pe := compileTemplate(l.text(v, s))
+			if s, ok := l.Str(v); ok {
+				src, w := yamlpos.Text(l.lines, v, s)
+				t, pe := compileTemplate(src, w, l.metrics)
 				if pe != nil {
 					l.errAt(pe.line, pe.col, pe.msg)
 				} else if v.Style == yaml.FoldedStyle {
@@ -484,7 +412,7 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 				r.Summary = t
 			}
 		default:
-			l.errorf(k, "unknown key %q (want %s)", key, ruleKeys)
+			l.Errorf(k, "unknown key %q (want %s)", key, ruleKeys)
 		}
 	}, "id", "expr", "severity")
 	if len(l.errs) > before {
@@ -503,7 +431,7 @@ func (l *loader) ruleOf(n *yaml.Node, group string) *Rule {
 
 func (l *loader) scope(n *yaml.Node) Scope {
 	var s Scope
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "asset_types":
 			s.AssetTypes = l.strings(v)
@@ -514,20 +442,21 @@ func (l *loader) scope(n *yaml.Node) Scope {
 		case "site_labels":
 			s.SiteLabels = l.strMap(v)
 		default:
-			l.errorf(k, "unknown key %q in scope (want asset_types, regions, sites, site_labels)", key)
+			l.Errorf(k, "unknown key %q in scope (want asset_types, regions, sites, site_labels)", key)
 		}
 	})
 	return s
 }
 
 func (l *loader) program(n *yaml.Node, asBool bool, what string) *Program {
-	s, ok := l.str(n)
+	s, ok := l.Str(n)
 	if !ok {
 		return nil
 	}
-	src, w, metrics := l.text(n, s)
+	src, w := yamlpos.Text(l.lines, n, s)
+	metrics := l.metrics
 	if strings.TrimSpace(src) == "" {
-		l.errorf(n, "%s: empty expression", what)
+		l.Errorf(n, "%s: empty expression", what)
 		return nil
 	}
 	p, pe := compile(src, asBool, w, metrics)
@@ -535,42 +464,6 @@ func (l *loader) program(n *yaml.Node, asBool bool, what string) *Program {
 		l.errAt(pe.line, pe.col, what+": "+pe.msg)
 	}
 	return p
-}
-
-// text returns the expression text of a scalar and where it starts. A
-// block scalar is rebuilt from the source lines, dedented, so that an
-// expression line is a file line (folding would lose that).
-func (l *loader) text(n *yaml.Node, value string) (string, where, map[string]bool) {
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		indent := -1
-		var out []string
-		for i := n.Line; i < len(l.lines); i++ { // n.Line is the indicator's line
-			line := strings.TrimRight(l.lines[i], "\r")
-			if strings.TrimSpace(line) == "" {
-				out = append(out, "")
-				continue
-			}
-			ind := len(line) - len(strings.TrimLeft(line, " "))
-			if indent < 0 {
-				indent = ind
-			}
-			if ind < indent {
-				break
-			}
-			out = append(out, line[indent:])
-		}
-		for len(out) > 0 && out[len(out)-1] == "" {
-			out = out[:len(out)-1]
-		}
-		if indent < 0 || len(out) == 0 {
-			return value, where{line: n.Line, col: n.Column}, l.metrics
-		}
-		return strings.Join(out, "\n"), where{line: n.Line + 1, col: indent + 1, block: true}, l.metrics
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		return value, where{line: n.Line, col: n.Column + 1}, l.metrics
-	}
-	return value, where{line: n.Line, col: n.Column}, l.metrics
 }
 
 // source returns the text of a rule's mapping node: from its line to the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/polis-platform/polis/rules/dsl"
+	"github.com/polis-platform/polis/rules/internal/yamlpos"
 	"slices"
 	"strings"
 
@@ -65,24 +66,7 @@ var AssetTypes = []string{
 
 var siteKinds = []string{string(registry.KindPostOffice), string(registry.KindCoworking)}
 
-// where maps positions inside an expression to the YAML file.
-type where struct {
-	line, col int // of the expression's first character, 1-based
-	// block scalars: expression line n is file line line+n-1 at column
-	// col; otherwise only the first line is offset by col.
-	block bool
-}
-
-func (w where) at(exprLine, exprCol int) (int, int) {
-	if w.block || exprLine > 1 {
-		c := exprCol + 1
-		if w.block {
-			c = w.col + exprCol
-		}
-		return w.line + exprLine - 1, c
-	}
-	return w.line, w.col + exprCol
-}
+type where = yamlpos.Where
 
 // posError is a position-only error from the compiler, completed by the loader.
 type posError struct {
@@ -103,7 +87,7 @@ func compile(src string, count Kind, w where) (prog *vm.Program, pe *posError) {
 		// expr is third-party code fed with author input; a panic in it
 		// must become an error, not take the portal down.
 		if r := recover(); r != nil {
-			prog, pe = nil, &posError{line: w.line, col: w.col, msg: fmt.Sprintf("cannot compile expression: %v", r)}
+			prog, pe = nil, &posError{line: w.Line, col: w.Col, msg: fmt.Sprintf("cannot compile expression: %v", r)}
 		}
 	}()
 	opts := assetsOptions
@@ -114,16 +98,16 @@ func compile(src string, count Kind, w where) (prog *vm.Program, pe *posError) {
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {
-			return nil, &posError{line: w.line, col: w.col, msg: explain(err.Error(), count)}
+			return nil, &posError{line: w.Line, col: w.Col, msg: explain(err.Error(), count)}
 		}
-		line, col := w.at(fe.Line, fe.Column)
+		line, col := w.At(fe.Line, fe.Column)
 		return nil, &posError{line: line, col: col, msg: explain(fe.Message, count)}
 	}
 	// Lint the tree as written: the optimizer turns x in ["a", "b"] into a
 	// constant set, which hides the literals.
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return nil, &posError{line: w.line, col: w.col, msg: err.Error()}
+		return nil, &posError{line: w.Line, col: w.Col, msg: err.Error()}
 	}
 	if pe := lint(tree.Node, src, w); pe != nil {
 		return nil, pe
@@ -174,8 +158,8 @@ func lint(root ast.Node, src string, w where) *posError {
 		if first != nil {
 			return
 		}
-		l, c := offsetLineCol(src, n.Location().From)
-		line, col := w.at(l, c)
+		l, c := yamlpos.OffsetLineCol(src, n.Location().From)
+		line, col := w.At(l, c)
 		first = &posError{line: line, col: col, msg: fmt.Sprintf(format, args...)}
 	}
 	check := func(n ast.Node, what string, names []string) {
@@ -263,25 +247,6 @@ func lint(root ast.Node, src string, w where) *posError {
 		return false
 	})
 	return first
-}
-
-// offsetLineCol turns a rune offset into expr's line (1-based) and column
-// (0-based), as file.Error.Bind does.
-func offsetLineCol(src string, from int) (line, col int) {
-	line = 1
-	i := 0
-	for _, r := range src {
-		if i == from {
-			break
-		}
-		if r == '\n' {
-			line, col = line+1, 0
-		} else {
-			col++
-		}
-		i++
-	}
-	return line, col
 }
 
 // suggest is the did-you-mean of rule files.

@@ -3,6 +3,7 @@ package milestone
 import (
 	"cmp"
 	"fmt"
+	"github.com/polis-platform/polis/rules/internal/yamlpos"
 	"net/url"
 	"os"
 	"regexp"
@@ -112,15 +113,12 @@ var (
 var milestoneKeys = []string{"id", "title", "line", "count", "where", "target", "deadline", "start", "source"}
 
 type loader struct {
+	yamlpos.Walker
 	name  string
 	lines []string
 	errs  ErrorList
 	id    string // id of the milestone being read
 	ids   map[string]Position
-}
-
-func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
-	l.errAt(n.Line, n.Column, fmt.Sprintf(format, args...))
 }
 
 func (l *loader) errAt(line, col int, msg string) {
@@ -146,6 +144,7 @@ func LoadFile(path string) ([]*Milestone, error) {
 // The error, if any, is an ErrorList.
 func Load(name string, src []byte) ([]*Milestone, error) {
 	l := &loader{name: name, ids: map[string]Position{}, lines: strings.Split(string(src), "\n")}
+	l.Walker = yamlpos.Walker{Report: l.errAt, Kind: "milestone files"}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		line := 1
@@ -160,16 +159,16 @@ func Load(name string, src []byte) ([]*Milestone, error) {
 		return nil, l.errs
 	}
 	var out []*Milestone
-	l.mapping(doc.Content[0], func(key string, k, v *yaml.Node) {
+	l.Mapping(doc.Content[0], func(key string, k, v *yaml.Node) {
 		if key != "milestones" {
-			l.errorf(k, "unknown key %q (want milestones)", key)
+			l.Errorf(k, "unknown key %q (want milestones)", key)
 			return
 		}
 		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
-			l.errorf(v, "empty milestones list")
+			l.Errorf(v, "empty milestones list")
 			return
 		}
-		l.seq(v, func(n *yaml.Node) {
+		l.Seq(v, func(n *yaml.Node) {
 			if m := l.milestone(n); m != nil {
 				out = append(out, m)
 			}
@@ -194,85 +193,9 @@ func (l *loader) sort() {
 	})
 }
 
-// resolve refuses aliases: expanding them while walking could take
-// exponential time on a hostile file, and milestone files do not need them.
-func (l *loader) resolve(n *yaml.Node) *yaml.Node {
-	if n.Kind == yaml.AliasNode {
-		l.errorf(n, "aliases (*name) are not supported in milestone files")
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-	}
-	return n
-}
-
-// mapping calls f for each key of a mapping node, refusing duplicate keys
-// and reporting missing required ones at the mapping.
-func (l *loader) mapping(n *yaml.Node, f func(key string, k, v *yaml.Node), required ...string) {
-	n = l.resolve(n)
-	if n.Kind != yaml.MappingNode {
-		l.errorf(n, "want a mapping, got %s", kind(n))
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := l.resolve(n.Content[i]), l.resolve(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			l.errorf(k, "want a key, got %s", kind(k))
-			continue
-		}
-		if seen[k.Value] {
-			l.errorf(k, "duplicate key %q", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		f(k.Value, k, v)
-	}
-	for _, r := range required {
-		if !seen[r] {
-			l.errorf(n, "missing key %q", r)
-		}
-	}
-}
-
-func (l *loader) seq(n *yaml.Node, f func(*yaml.Node)) {
-	if n.Kind != yaml.SequenceNode {
-		l.errorf(n, "want a list, got %s", kind(n))
-		return
-	}
-	for _, c := range n.Content {
-		f(l.resolve(c))
-	}
-}
-
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		v := n.Value
-		if r := []rune(v); len(r) > 40 {
-			v = string(r[:40]) + "..."
-		}
-		return fmt.Sprintf("%q", v)
-	}
-	return "an alias"
-}
-
-func (l *loader) str(n *yaml.Node) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		l.errorf(n, "want a string, got %s", kind(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
 // oneOf reads a string that must be one of want.
 func oneOf[T ~string](l *loader, n *yaml.Node, what string, want []T) T {
-	s, ok := l.str(n)
+	s, ok := l.Str(n)
 	if !ok {
 		return ""
 	}
@@ -289,26 +212,26 @@ func oneOf[T ~string](l *loader, n *yaml.Node, what string, want []T) T {
 	if sug := suggest(s, names); sug != "" {
 		msg += fmt.Sprintf(" (did you mean %s?)", sug)
 	}
-	l.errorf(n, "%s", msg)
+	l.Errorf(n, "%s", msg)
 	return ""
 }
 
 func (l *loader) date(n *yaml.Node, what string) (time.Time, bool) {
-	s, ok := l.str(n)
+	s, ok := l.Str(n)
 	if !ok {
 		return time.Time{}, false
 	}
 	if !dateRe.MatchString(s) {
-		l.errorf(n, "bad %s %q: want a date as YYYY-MM-DD", what, s)
+		l.Errorf(n, "bad %s %q: want a date as YYYY-MM-DD", what, s)
 		return time.Time{}, false
 	}
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		l.errorf(n, "bad %s %q: no such day", what, s)
+		l.Errorf(n, "bad %s %q: no such day", what, s)
 		return time.Time{}, false
 	}
 	if t.Year() < 2000 || t.Year() > 2100 {
-		l.errorf(n, "bad %s %q: year out of range 2000-2100", what, s)
+		l.Errorf(n, "bad %s %q: year out of range 2000-2100", what, s)
 		return time.Time{}, false
 	}
 	return t, true
@@ -316,18 +239,18 @@ func (l *loader) date(n *yaml.Node, what string) (time.Time, bool) {
 
 func (l *loader) target(n *yaml.Node) int {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		l.errorf(n, "bad target %s: want a positive whole number", kind(n))
+		l.Errorf(n, "bad target %s: want a positive whole number", yamlpos.Kind(n))
 		return 0
 	}
 	var v int64
 	if err := n.Decode(&v); err != nil {
-		l.errorf(n, "bad target %q: want a positive whole number", n.Value)
+		l.Errorf(n, "bad target %q: want a positive whole number", n.Value)
 		return 0
 	}
 	// The bound keeps percentages and paces in exact float range; no
 	// programme counts more than a billion of anything.
 	if v <= 0 || v > 1e9 {
-		l.errorf(n, "bad target %s: want a positive whole number up to 1000000000", n.Value)
+		l.Errorf(n, "bad target %s: want a positive whole number up to 1000000000", n.Value)
 		return 0
 	}
 	return int(v)
@@ -335,24 +258,24 @@ func (l *loader) target(n *yaml.Node) int {
 
 func (l *loader) source(n *yaml.Node) Source {
 	var s Source
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "fact":
-			if f, ok := l.str(v); ok {
+			if f, ok := l.Str(v); ok {
 				if !factRe.MatchString(f) {
-					l.errorf(v, "bad fact %q: want a fact id such as F16", f)
+					l.Errorf(v, "bad fact %q: want a fact id such as F16", f)
 				}
 				s.Fact = f
 			}
 		case "url":
-			if u, ok := l.str(v); ok {
+			if u, ok := l.Str(v); ok {
 				if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
-					l.errorf(v, "bad url %q: want an http or https address", u)
+					l.Errorf(v, "bad url %q: want an http or https address", u)
 				}
 				s.URL = u
 			}
 		default:
-			l.errorf(k, "unknown key %q in source (want fact, url)", key)
+			l.Errorf(k, "unknown key %q in source (want fact, url)", key)
 		}
 	}, "fact", "url")
 	return s
@@ -368,13 +291,13 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 			if n.Content[i].Value != "id" {
 				continue
 			}
-			v := l.resolve(n.Content[i+1])
-			if s, ok := l.str(v); ok {
+			v := l.Resolve(n.Content[i+1])
+			if s, ok := l.Str(v); ok {
 				if !idRe.MatchString(s) {
-					l.errorf(v, "bad id %q: want lower case letters, digits and _, starting with a letter", s)
+					l.Errorf(v, "bad id %q: want lower case letters, digits and _, starting with a letter", s)
 				} else if p, dup := l.ids[s]; dup {
 					l.id = s
-					l.errorf(v, "duplicate id, first defined at %s", p)
+					l.Errorf(v, "duplicate id, first defined at %s", p)
 				} else {
 					l.id = s
 					l.ids[s] = Position{l.name, v.Line, v.Column}
@@ -386,13 +309,13 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 	}
 	before := len(l.errs)
 	var whereN, start *yaml.Node
-	l.mapping(n, func(key string, k, v *yaml.Node) {
+	l.Mapping(n, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "id":
 		case "title":
-			if s, ok := l.str(v); ok {
+			if s, ok := l.Str(v); ok {
 				if strings.TrimSpace(s) == "" {
-					l.errorf(v, "empty title")
+					l.Errorf(v, "empty title")
 				}
 				m.Title = s
 			}
@@ -415,7 +338,7 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 			if sug := suggest(key, milestoneKeys); sug != "" {
 				msg = fmt.Sprintf("unknown key %q (did you mean %s?)", key, sug)
 			}
-			l.errorf(k, "%s", msg)
+			l.Errorf(k, "%s", msg)
 		}
 	}, "id", "title", "line", "count", "where", "target", "deadline", "source")
 	m.Start = DefaultStart
@@ -423,11 +346,11 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 		if t, ok := l.date(start, "start"); ok {
 			m.Start = t
 			if !m.Deadline.IsZero() && !t.Before(m.Deadline) {
-				l.errorf(start, "start %s is not before the deadline %s", t.Format(time.DateOnly), m.Deadline.Format(time.DateOnly))
+				l.Errorf(start, "start %s is not before the deadline %s", t.Format(time.DateOnly), m.Deadline.Format(time.DateOnly))
 			}
 		}
 	} else if !m.Deadline.IsZero() && !m.Deadline.After(DefaultStart) {
-		l.errorf(n, "deadline %s is not after the default start %s: set start", m.Deadline.Format(time.DateOnly), DefaultStart.Format(time.DateOnly))
+		l.Errorf(n, "deadline %s is not after the default start %s: set start", m.Deadline.Format(time.DateOnly), DefaultStart.Format(time.DateOnly))
 	}
 	// A where without a valid count cannot be type-checked against the
 	// right environment; the count error is already reported.
@@ -443,17 +366,17 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 // program compiles a where expression and reports its faults at their
 // place in the file.
 func (l *loader) program(n *yaml.Node, count Kind) (string, *vm.Program) {
-	s, ok := l.str(n)
+	s, ok := l.Str(n)
 	if !ok {
 		return "", nil
 	}
-	src, w := l.text(n, s)
+	src, w := yamlpos.Text(l.lines, n, s)
 	if strings.TrimSpace(src) == "" {
-		l.errorf(n, "where: empty expression")
+		l.Errorf(n, "where: empty expression")
 		return "", nil
 	}
 	if len(src) > maxWhere {
-		l.errorf(n, "where: expression too long (%d bytes, at most %d)", len(src), maxWhere)
+		l.Errorf(n, "where: expression too long (%d bytes, at most %d)", len(src), maxWhere)
 		return "", nil
 	}
 	p, pe := compile(src, count, w)
@@ -462,41 +385,4 @@ func (l *loader) program(n *yaml.Node, count Kind) (string, *vm.Program) {
 		return "", nil
 	}
 	return src, p
-}
-
-// text returns the expression text of a scalar and where it starts. A
-// block scalar is rebuilt from the source lines, dedented, so that an
-// expression line is a file line (folding would lose that). Same approach
-// as rules/dsl.
-func (l *loader) text(n *yaml.Node, value string) (string, where) {
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		indent := -1
-		var out []string
-		for i := n.Line; i < len(l.lines); i++ { // n.Line is the indicator's line
-			line := strings.TrimRight(l.lines[i], "\r")
-			if strings.TrimSpace(line) == "" {
-				out = append(out, "")
-				continue
-			}
-			ind := len(line) - len(strings.TrimLeft(line, " "))
-			if indent < 0 {
-				indent = ind
-			}
-			if ind < indent {
-				break
-			}
-			out = append(out, line[indent:])
-		}
-		for len(out) > 0 && out[len(out)-1] == "" {
-			out = out[:len(out)-1]
-		}
-		if indent < 0 || len(out) == 0 {
-			return value, where{line: n.Line, col: n.Column}
-		}
-		return strings.Join(out, "\n"), where{line: n.Line + 1, col: indent + 1, block: true}
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		return value, where{line: n.Line, col: n.Column + 1}
-	}
-	return value, where{line: n.Line, col: n.Column}
 }

@@ -3,6 +3,7 @@ package ruletest
 import (
 	"errors"
 	"fmt"
+	"github.com/polis-platform/polis/rules/internal/yamlpos"
 	"math"
 	"regexp"
 	"slices"
@@ -117,20 +118,8 @@ func (p *parser) seq(n *yaml.Node, what string, f func(*yaml.Node)) {
 	}
 }
 
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "an alias"
-}
+// kind describes a node the way the other rule file formats do.
+func kind(n *yaml.Node) string { return yamlpos.Kind(n) }
 
 func (p *parser) str(n *yaml.Node, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
