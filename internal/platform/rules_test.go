@@ -19,6 +19,7 @@ import (
 
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/internal/platform"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/twin/registry"
@@ -80,18 +81,7 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 	if tok := sub.Subscribe("polis/alerts/v1/#", 1, func(_ paho.Client, m paho.Message) { mqttAlerts <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	var c registry.Credential
-	for _, cr := range e.creds {
-		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && a.Type == "env" {
-			c = cr
-			break
-		}
-	}
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
-		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
-	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
+	c, cl := connectDevice(t, e, p, "env")
 	defer cl.Disconnect(50)
 	for _, v := range []int{22, 31} {
 		if tok := cl.Publish(fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset), 1, false, fmt.Sprintf(`{"m":{"temp_c":%d}}`, v)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -202,18 +192,7 @@ func TestRules_StatusAndBacktest(t *testing.T) {
 	if code := getJSON(t, base+"/api/v1/milestones", &ms); code != 200 || len(ms.Items) < 10 || ms.Items[0].Target <= 0 {
 		t.Fatalf("GET milestones: %d %+v", code, ms)
 	}
-	var c registry.Credential
-	for _, cr := range e.creds {
-		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && a.Type == "env" {
-			c = cr
-			break
-		}
-	}
-	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
-		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
-	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
+	c, cl := connectDevice(t, e, p, "env")
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	for i, v := range []int{22, 33, 34, 21} {
 		ts := start.Add(time.Duration(i) * 10 * time.Second).UnixMilli()
@@ -275,4 +254,25 @@ func TestRules_StatusAndBacktest(t *testing.T) {
 		!res.Alerts[0].FiredAt.Equal(start.Add(10*time.Second)) || !res.Alerts[0].ResolvedAt.Equal(start.Add(30*time.Second)) {
 		t.Fatalf("backtest found %s", b)
 	}
+}
+
+// connectDevice connects a paho client as the first device of the type.
+func connectDevice(t *testing.T, e *env, p *platform.Platform, typ string) (registry.Credential, paho.Client) {
+	t.Helper()
+	var c registry.Credential
+	for _, cr := range e.creds {
+		if a, ok := p.Registry.Asset(cr.Site, cr.Asset); ok && a.Type == typ {
+			c = cr
+			break
+		}
+	}
+	if c.Username == "" {
+		t.Fatalf("no %s device in the test fleet", typ)
+	}
+	cl := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Broker.Addr()).SetClientID(c.Username).
+		SetUsername(c.Username).SetPassword(c.Password).SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect as %s: %v", c.Username, tok.Error())
+	}
+	return c, cl
 }
