@@ -21,6 +21,9 @@
 //	        for: 15m                    # optional; Go or Prometheus durations (90s, 1h30m, 1d, 1w)
 //	        clear: '!(last("cassette1_pct") < 25)'  # optional hysteresis, bool
 //	        keep_firing_for: 5m         # optional
+//	        no_data_after: 2h           # optional: the asset silent this long puts the alert in NoData
+//	        site_down: false            # optional: true for a rule detecting its whole site down;
+//	                                    # while its alert is open the site's other alerts are held back
 //	        severity: warning           # required: info, warning or critical
 //	        labels: {team: cash}        # optional
 //	        summary: 'ATM {{ asset.id }}: {{ last("cassette1_pct") }}%'
@@ -64,8 +67,18 @@
 //	holiday() bool                            Italian national holiday (Easter Monday computed)
 //	open_now() bool                           site opening hours, as the engine computes them
 //
-// A function with no data returns NaN (silent_for: +Inf), and every
-// comparison with NaN is false, so a rule stays quiet rather than firing on
-// missing data. Window literals and metric literals are checked at load
-// against the fleet's metric names, with a did-you-mean.
+// A function with no data returns NaN (silent_for too, for an asset that has
+// never reported), and every comparison with NaN is false, so a rule stays
+// quiet rather than firing on missing data. Window literals and metric
+// literals are checked at load against the fleet's metric names, with a
+// did-you-mean.
+//
+// # When a rule is evaluated
+//
+// Compiling a rule records what it reads (Uses). A telemetry point
+// evaluates the rules whose scope matches and that read its metric (or no
+// metric literal at all, or value). A rule reading silent_for(), hour(),
+// weekday(), holiday(), open_now(), asset.status or asset.props is also a
+// clock rule: the engine evaluates it every 10 seconds and when the twin
+// applies a connection or property change, with metric "" and ts = now.
 package dsl
