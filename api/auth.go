@@ -11,7 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/credential"
 )
 
 // Role says what a token may change. Reads of the public subset (sites,
@@ -164,7 +164,7 @@ func (a *authenticator) lookup(secret string) (Token, bool) {
 		return a.tokens[i], true
 	}
 	for i, t := range a.tokens {
-		if registry.CheckSecret(t.Hash, []byte(secret)) {
+		if credential.Check(t.Hash, []byte(secret)) {
 			a.mu.Lock()
 			if len(a.known) >= maxKnownTokens {
 				clear(a.known)

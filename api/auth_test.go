@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/credential"
 )
 
 func TestLoadTokens(t *testing.T) {
@@ -17,7 +17,7 @@ func TestLoadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sha := registry.HashSecret("other")
+	sha := credential.Hash("other")
 	f := func(name, yaml, wantErr string) {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "tokens.yaml")

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
@@ -259,8 +260,8 @@ func newEnvWith(t *testing.T, edit func(*TwinOptions)) *env {
 	o := TwinOptions{Fleet: reg, Live: e.live, History: e.hist, Registrar: &fakeRegistrar{reg: reg},
 		Now: func() time.Time { return testNow },
 		Tokens: []Token{
-			{Name: "ops", Role: RoleOperator, Hash: registry.HashSecret(operatorToken)},
-			{Name: "facility", Role: RoleFacilityManager, Hash: registry.HashSecret(managerToken)},
+			{Name: "ops", Role: RoleOperator, Hash: credential.Hash(operatorToken)},
+			{Name: "facility", Role: RoleFacilityManager, Hash: credential.Hash(managerToken)},
 		}}
 	if edit != nil {
 		edit(&o)

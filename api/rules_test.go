@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/storage"
@@ -35,7 +35,7 @@ const fileRules = `groups:
 // points from memory: ClickHouse's replay is tested in internal/platform.
 func newRulesEnv(t *testing.T, history []storage.Point) (*env, *rules.Service, string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, bus.Topics()...),
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, kafka.Topics()...),
 		kfake.ListenFn(func(n, a string) (net.Listener, error) {
 			_, port, _ := net.SplitHostPort(a)
 			return net.Listen(n, net.JoinHostPort("127.0.0.1", port))

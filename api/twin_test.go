@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
@@ -401,7 +402,7 @@ func TestMountTwinRefusesBadConfig(t *testing.T) {
 	if err := s.MountTwin(TwinOptions{Fleet: reg}); err == nil {
 		t.Fatal("MountTwin accepted no Live")
 	}
-	err = s.MountTwin(TwinOptions{Fleet: reg, Live: newFakeLive(t, reg), Tokens: []Token{{Name: "x", Role: "admin", Hash: registry.HashSecret("s")}}})
+	err = s.MountTwin(TwinOptions{Fleet: reg, Live: newFakeLive(t, reg), Tokens: []Token{{Name: "x", Role: "admin", Hash: credential.Hash("s")}}})
 	if err == nil || !strings.Contains(err.Error(), "facility_manager") {
 		t.Fatalf("unexpected error for a bad role: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/polis-platform/polis/twin/registry"
+	"github.com/polis-platform/polis/credential"
 )
 
 // Account is a service account (an integration, a bridge, a test harness)
@@ -37,7 +37,7 @@ func (a *Account) validate() error {
 	return nil
 }
 
-func (a *Account) check(secret []byte) bool { return registry.CheckSecret(a.SecretHash, secret) }
+func (a *Account) check(secret []byte) bool { return credential.Check(a.SecretHash, secret) }
 
 func mqttFilterValid(f string) bool {
 	if f == "" {

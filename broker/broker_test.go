@@ -24,10 +24,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/polis-platform/polis/broker"
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/ingest"
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -59,7 +60,7 @@ func newStack(t *testing.T, accounts ...broker.Account) *stack {
 func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(n, a string) (netListener, error) { return listenLoopback(n, a) }),
-		kfake.SeedTopics(4, bus.Topics()...))
+		kfake.SeedTopics(4, kafka.Topics()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +70,15 @@ func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
 	for _, site := range []string{siteA, siteB} {
 		st := &registry.Site{ID: site, Kind: registry.KindPostOffice}
 		for _, a := range []struct{ id, typ string }{{"atm-1", "atm"}, {"env-1", "env"}, {"gw-1", registry.GatewayType}} {
-			sec := registry.NewSecret()
+			sec := credential.New()
 			s.secrets[registry.Username(site, a.id)] = sec
-			st.Assets = append(st.Assets, &registry.Asset{ID: a.id, Type: a.typ, SecretHash: registry.HashSecret(sec)})
+			st.Assets = append(st.Assets, &registry.Asset{ID: a.id, Type: a.typ, SecretHash: credential.Hash(sec)})
 		}
 		if err := r.Add(st); err != nil {
 			t.Fatal(err)
 		}
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ProducerLinger(0), kgo.RecordPartitioner(bus.SitePartitioner()),
+	prod, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ProducerLinger(0), kgo.RecordPartitioner(kafka.SitePartitioner()),
 		kgo.RecordDeliveryTimeout(3*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +194,7 @@ func TestPublish_QoS1ReachesKafkaKeyedBySite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs := decodeAll(t, s.consume(t, 5, 10*time.Second, bus.TopicTelemetry))
+	recs := decodeAll(t, s.consume(t, 5, 10*time.Second, kafka.TopicTelemetry))
 	if len(recs) != 5 {
 		t.Fatalf("unexpected telemetry records; got %d; want 5", len(recs))
 	}
@@ -233,7 +234,7 @@ func TestACL_DeviceCannotPublishAsAnother(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, func() bool { return counterValue(t, s.reg, "polis_broker_refused_total", "acl_publish") == 2 })
 	// Nothing but status records reached Kafka.
-	if recs := s.consume(t, 1, 2*time.Second, bus.TopicTelemetry); len(recs) != 0 {
+	if recs := s.consume(t, 1, 2*time.Second, kafka.TopicTelemetry); len(recs) != 0 {
 		t.Fatalf("refused publishes reached Kafka: %d records", len(recs))
 	}
 }
@@ -266,7 +267,7 @@ func TestGateway_SpeaksForItsSite(t *testing.T) {
 	if err := publish(t, gw, "polis/v1/"+siteA+"/atm-1/telemetry", 1, `{"m":{"cassette1_pct":80}}`); err != nil {
 		t.Fatal(err)
 	}
-	recs := decodeAll(t, s.consume(t, 1, 10*time.Second, bus.TopicTelemetry))
+	recs := decodeAll(t, s.consume(t, 1, 10*time.Second, kafka.TopicTelemetry))
 	if len(recs) != 1 || recs[0].Asset != "atm-1" {
 		t.Fatalf("unexpected records %+v", recs)
 	}
@@ -300,7 +301,7 @@ func TestDeadLetter_EachClass(t *testing.T) {
 			t.Fatalf("publish %q: %v", tc.payload, err)
 		}
 	}
-	rs := s.consume(t, len(cases), 10*time.Second, bus.TopicDeadLetter)
+	rs := s.consume(t, len(cases), 10*time.Second, kafka.TopicDeadLetter)
 	if len(rs) != len(cases) {
 		t.Fatalf("unexpected dead letters; got %d; want %d", len(rs), len(cases))
 	}
@@ -328,14 +329,14 @@ func TestDeadLetter_EachClass(t *testing.T) {
 			t.Fatalf("dead letter %s lost the payload: got %d bytes; want %d", tc.reason, len(dl.Payload), len(want))
 		}
 	}
-	if recs := s.consume(t, 1, time.Second, bus.TopicTelemetry); len(recs) != 0 {
+	if recs := s.consume(t, 1, time.Second, kafka.TopicTelemetry); len(recs) != 0 {
 		t.Fatalf("bad payloads reached the telemetry topic")
 	}
 }
 
 func TestServiceAccount_BrokersForeignTopicsWithoutIngesting(t *testing.T) {
 	secret := "bridge-secret-123"
-	s := newStack(t, broker.Account{Username: "bridge", SecretHash: registry.HashSecret(secret),
+	s := newStack(t, broker.Account{Username: "bridge", SecretHash: credential.Hash(secret),
 		Publish: []string{"bridge/#"}, Subscribe: []string{"bridge/#", "polis/v1/+/+/telemetry"}})
 	sub, err := s.connect(t, "bridge", secret)
 	if err != nil {
@@ -355,7 +356,7 @@ func TestServiceAccount_BrokersForeignTopicsWithoutIngesting(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { return got.Load() == 1 })
-	if rs := s.consume(t, 1, time.Second, bus.TopicDeadLetter, bus.TopicTelemetry); len(rs) != 0 {
+	if rs := s.consume(t, 1, time.Second, kafka.TopicDeadLetter, kafka.TopicTelemetry); len(rs) != 0 {
 		t.Fatalf("foreign topic was ingested: %d records", len(rs))
 	}
 	if _, err := s.connect(t, "bridge", "wrong"); err == nil {
@@ -373,7 +374,7 @@ func TestStatus_WillAndCleanDisconnect(t *testing.T) {
 	var sts []record.Record
 	eventually(t, 10*time.Second, func() bool {
 		sts = nil
-		for _, r := range decodeAll(t, s.consume(t, 4, 2*time.Second, bus.TopicEvents)) {
+		for _, r := range decodeAll(t, s.consume(t, 4, 2*time.Second, kafka.TopicEvents)) {
 			if r.Kind == record.KindStatus {
 				sts = append(sts, r)
 			}
@@ -506,7 +507,7 @@ func TestStatus_WillOnLostConnection(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool {
 		offline = nil
 		// Ask for one record more than expected, so a duplicate would be seen.
-		for _, r := range decodeAll(t, s.consume(t, 3, 2*time.Second, bus.TopicEvents)) {
+		for _, r := range decodeAll(t, s.consume(t, 3, 2*time.Second, kafka.TopicEvents)) {
 			if r.Kind == record.KindStatus && r.Asset == "atm-1" && r.Status == "offline" {
 				offline = append(offline, r)
 			}

@@ -19,7 +19,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/polis-platform/polis/broker"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
@@ -84,7 +84,7 @@ func TestListeners_WebSocketAndTLS(t *testing.T) {
 			t.Fatalf("publish over %s: %v", url, err)
 		}
 		c.Disconnect(100)
-		if got := len(s.consume(t, i+1, 10*time.Second, bus.TopicTelemetry)); got != i+1 {
+		if got := len(s.consume(t, i+1, 10*time.Second, kafka.TopicTelemetry)); got != i+1 {
 			t.Fatalf("after %s: %d telemetry records; want %d", url, got, i+1)
 		}
 	}
@@ -122,10 +122,10 @@ func TestMosquittoPub_MQTT5ReasonCodes(t *testing.T) {
 	if _, err := pub("mqttv311", "wrong-secret", `{"m":{"temp_c":1}}`); err == nil {
 		t.Fatal("wrong secret accepted")
 	}
-	if got := len(s.consume(t, 1, 10*time.Second, bus.TopicTelemetry)); got != 1 {
+	if got := len(s.consume(t, 1, 10*time.Second, kafka.TopicTelemetry)); got != 1 {
 		t.Fatalf("telemetry records; got %d; want 1", got)
 	}
-	if got := len(s.consume(t, 2, 10*time.Second, bus.TopicDeadLetter)); got != 2 {
+	if got := len(s.consume(t, 2, 10*time.Second, kafka.TopicDeadLetter)); got != 2 {
 		t.Fatalf("dead letters; got %d; want 2", got)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/polis-platform/polis/ingest/payload"
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/ingest/topic"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 )
 
 // Directory tells whether an asset is registered.
@@ -135,7 +135,7 @@ func (p *Pipeline) Handle(ctx context.Context, msg Message) (Outcome, *Rejection
 		return p.deadLetter(ctx, msg, tp, "bad_payload", err.Error())
 	}
 	key := tp.Site
-	if kafkaTopic == bus.TopicState {
+	if kafkaTopic == kafka.TopicState {
 		key = tp.Site + "/" + tp.Asset
 	}
 	if err := p.produce(ctx, &kgo.Record{Topic: kafkaTopic, Key: []byte(key), Value: value, Timestamp: msg.Received}); err != nil {
@@ -162,28 +162,28 @@ func (p *Pipeline) decode(msg Message, tp topic.Topic) (*record.Record, string, 
 			return nil, "", err
 		}
 		rec.Kind, rec.Points = record.KindTelemetry, pts
-		return rec, bus.TopicTelemetry, nil
+		return rec, kafka.TopicTelemetry, nil
 	case topic.Event:
 		typ, ts, body, err := payload.DecodeEvent(msg.Payload, now, p.o.Limits)
 		if err != nil {
 			return nil, "", err
 		}
 		rec.Kind, rec.Event, rec.TS, rec.Body = record.KindEvent, typ, ts, body
-		return rec, bus.TopicEvents, nil
+		return rec, kafka.TopicEvents, nil
 	case topic.Reported:
 		ts, props, err := payload.DecodeReported(msg.Payload, now, p.o.Limits)
 		if err != nil {
 			return nil, "", err
 		}
 		rec.Kind, rec.TS, rec.Body = record.KindReported, ts, props
-		return rec, bus.TopicState, nil
+		return rec, kafka.TopicState, nil
 	case topic.Status:
 		st, err := payload.DecodeStatus(msg.Payload)
 		if err != nil {
 			return nil, "", err
 		}
 		rec.Kind, rec.Status, rec.TS = record.KindStatus, st, now.UnixMilli()
-		return rec, bus.TopicEvents, nil
+		return rec, kafka.TopicEvents, nil
 	}
 	return nil, "", fmt.Errorf("BUG: unhandled topic kind %q", tp.Kind)
 }
@@ -197,7 +197,7 @@ func (p *Pipeline) Status(ctx context.Context, site, asset, status, cause string
 	if err != nil {
 		return fmt.Errorf("cannot encode status of %s/%s: %w", site, asset, err)
 	}
-	return p.produce(ctx, &kgo.Record{Topic: bus.TopicEvents, Key: []byte(site), Value: value, Timestamp: at})
+	return p.produce(ctx, &kgo.Record{Topic: kafka.TopicEvents, Key: []byte(site), Value: value, Timestamp: at})
 }
 
 func (p *Pipeline) deadLetter(ctx context.Context, msg Message, tp topic.Topic, code, text string) (Outcome, *Rejection, error) {
@@ -218,7 +218,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, msg Message, tp topic.Topic, 
 	if key == "" {
 		key = "unknown"
 	}
-	if err := p.produce(ctx, &kgo.Record{Topic: bus.TopicDeadLetter, Key: []byte(key), Value: value, Timestamp: msg.Received}); err != nil {
+	if err := p.produce(ctx, &kgo.Record{Topic: kafka.TopicDeadLetter, Key: []byte(key), Value: value, Timestamp: msg.Received}); err != nil {
 		return DeadLettered, rej, err
 	}
 	return DeadLettered, rej, nil

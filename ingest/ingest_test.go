@@ -12,7 +12,7 @@ import (
 
 	"github.com/polis-platform/polis/ingest"
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 )
 
 type known map[string]bool
@@ -21,7 +21,7 @@ func (k known) Known(site, asset string) bool { return k[site+"/"+asset] }
 
 func newPipeline(t testing.TB) (*ingest.Pipeline, []string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, bus.Topics()...),
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.Topics()...),
 		kfake.ListenFn(func(n, a string) (net.Listener, error) {
 			_, port, _ := net.SplitHostPort(a)
 			return net.Listen(n, net.JoinHostPort("127.0.0.1", port))
@@ -30,7 +30,7 @@ func newPipeline(t testing.TB) (*ingest.Pipeline, []string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(0), kgo.RecordPartitioner(bus.SitePartitioner()))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(0), kgo.RecordPartitioner(kafka.SitePartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,16 +52,16 @@ func TestHandle_Outcomes(t *testing.T) {
 		kafkaTopic     string
 		key            string
 	}{
-		{"polis/v1/PO-001001-1/env-1/telemetry", `{"m":{"temp_c":21}}`, ingest.Accepted, "", bus.TopicTelemetry, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/env-1/event", `{"type":"door_open"}`, ingest.Accepted, "", bus.TopicEvents, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/env-1/status", `online`, ingest.Accepted, "", bus.TopicEvents, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/env-1/state/reported", `{"fw":"1.2"}`, ingest.Accepted, "", bus.TopicState, "PO-001001-1/env-1"},
+		{"polis/v1/PO-001001-1/env-1/telemetry", `{"m":{"temp_c":21}}`, ingest.Accepted, "", kafka.TopicTelemetry, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/event", `{"type":"door_open"}`, ingest.Accepted, "", kafka.TopicEvents, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/status", `online`, ingest.Accepted, "", kafka.TopicEvents, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/state/reported", `{"fw":"1.2"}`, ingest.Accepted, "", kafka.TopicState, "PO-001001-1/env-1"},
 		{"polis/v1/PO-001001-1/env-1/state/desired", `{"fw":"1.3"}`, ingest.Ignored, "", "", ""},
 		{"bridge/anything", `x`, ingest.Ignored, "", "", ""},
-		{"polis/v1/PO-001001-1/env-1/nope", `{}`, ingest.DeadLettered, "bad_topic", bus.TopicDeadLetter, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/atm-9/telemetry", `{"m":{"x_c":1}}`, ingest.DeadLettered, "unknown_asset", bus.TopicDeadLetter, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/env-1/telemetry", `{"m":{"temp_c":"x"}}`, ingest.DeadLettered, "non_numeric", bus.TopicDeadLetter, "PO-001001-1"},
-		{"polis/v1/PO-001001-1/env-1/telemetry", string(make([]byte, 300<<10)), ingest.DeadLettered, "too_large", bus.TopicDeadLetter, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/nope", `{}`, ingest.DeadLettered, "bad_topic", kafka.TopicDeadLetter, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/atm-9/telemetry", `{"m":{"x_c":1}}`, ingest.DeadLettered, "unknown_asset", kafka.TopicDeadLetter, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/telemetry", `{"m":{"temp_c":"x"}}`, ingest.DeadLettered, "non_numeric", kafka.TopicDeadLetter, "PO-001001-1"},
+		{"polis/v1/PO-001001-1/env-1/telemetry", string(make([]byte, 300<<10)), ingest.DeadLettered, "too_large", kafka.TopicDeadLetter, "PO-001001-1"},
 	}
 	want := map[string]int{}
 	for _, c := range cases {
@@ -79,7 +79,7 @@ func TestHandle_Outcomes(t *testing.T) {
 			want[c.kafkaTopic+" "+c.key]++
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(bus.Topics()...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(kafka.Topics()...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestHandle_Outcomes(t *testing.T) {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			got[r.Topic+" "+string(r.Key)]++
 			n++
-			if r.Topic == bus.TopicTelemetry {
+			if r.Topic == kafka.TopicTelemetry {
 				var rec record.Record
 				if err := record.Unmarshal(r.Value, &rec); err != nil || len(rec.Points) != 1 || rec.Points[0].Metric != "temp_c" {
 					t.Errorf("telemetry record %s: %v", r.Value, err)

@@ -13,7 +13,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules/dsl"
 	"github.com/polis-platform/polis/twin"
 )
@@ -175,7 +175,7 @@ func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, err error) {
 func (s *Service) follow(ctx context.Context, ready chan<- struct{}) error {
 	var once sync.Once
 	caught := false
-	return twin.Follow(ctx, s.o.Brokers, bus.TopicRules, func(r *kgo.Record) {
+	return twin.Follow(ctx, s.o.Brokers, kafka.TopicRules, func(r *kgo.Record) {
 		changed, err := s.set.applyRecord(r)
 		if err != nil {
 			s.log.Warn("rule from the API not loaded", "err", err)
@@ -386,7 +386,7 @@ func (s *Service) write(ctx context.Context, v Version, ifVersion int) (Version,
 	}
 	done := make(chan int64, 1)
 	var perr error
-	s.o.Producer.Produce(ctx, &kgo.Record{Topic: bus.TopicRules, Key: []byte(v.ID), Value: b}, func(r *kgo.Record, err error) {
+	s.o.Producer.Produce(ctx, &kgo.Record{Topic: kafka.TopicRules, Key: []byte(v.ID), Value: b}, func(r *kgo.Record, err error) {
 		perr = err
 		done <- r.Offset
 	})

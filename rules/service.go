@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules/dsl"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/twin/registry"
@@ -165,7 +165,7 @@ func (s *Service) emit(ns []engine.Notification) {
 		if n.Deliver {
 			s.log.Info("alert", "kind", n.Kind, "rule", n.Alert.RuleID, "site", n.Alert.Site, "asset", n.Alert.Asset, "summary", n.Alert.Summary)
 		}
-		s.o.Producer.Produce(context.Background(), &kgo.Record{Topic: bus.TopicAlerts, Key: []byte(n.Alert.Site), Value: b},
+		s.o.Producer.Produce(context.Background(), &kgo.Record{Topic: kafka.TopicAlerts, Key: []byte(n.Alert.Site), Value: b},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					s.log.Warn("cannot produce alert", "err", err)

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/storage/schema"
@@ -38,7 +38,7 @@ func testLogger() *slog.Logger {
 
 // env is one test's Kafka cluster, producer and ClickHouse database.
 type env struct {
-	bus  *bus.Embedded
+	bus  *kafka.Embedded
 	prod *kgo.Client
 	adm  *kadm.Client
 	conn driver.Conn
@@ -48,12 +48,12 @@ type env struct {
 // newEnv starts kfake and prepares db (migrated) on the server at addr.
 func newEnv(t *testing.T, addr, db string) *env {
 	t.Helper()
-	b, err := bus.StartEmbedded(bus.EmbeddedOptions{Partitions: 4, Logger: testLogger()})
+	b, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Partitions: 4, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(bus.TopicTelemetry))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(kafka.TopicTelemetry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func (e *env) committed(t testing.TB, topic string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := e.adm.FetchOffsets(ctx, bus.GroupStorage)
+	resp, err := e.adm.FetchOffsets(ctx, kafka.GroupStorage)
 	if err != nil {
 		t.Logf("cannot fetch committed offsets: %v", err)
 		return -1

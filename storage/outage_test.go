@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/storage/schema"
 )
@@ -19,9 +19,9 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	base := time.Date(2026, 3, 4, 8, 0, 0, 0, time.UTC)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 
-	e.produce(t, bus.TopicTelemetry, telemetry(t, 0, 100, base)...)
-	eventually(t, waitFor, step, func() bool { return e.committed(t, bus.TopicTelemetry) == 100 },
-		"committed before the outage; got %d", e.committed(t, bus.TopicTelemetry))
+	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, 100, base)...)
+	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 100 },
+		"committed before the outage; got %d", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, true); got != 200 {
 		t.Fatalf("unexpected rows before the outage; got %d; want 200", got)
 	}
@@ -29,11 +29,11 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	e.produce(t, bus.TopicTelemetry, telemetry(t, 100, 150, base)...)
+	e.produce(t, kafka.TopicTelemetry, telemetry(t, 100, 150, base)...)
 	eventually(t, waitFor, step, func() bool {
 		return r.metric(t, "polis_storage_insert_errors_total") >= 2 && r.metric(t, "polis_storage_clickhouse_up") == 0
 	}, "insert errors while ClickHouse is down; errors %v", r.metric(t, "polis_storage_insert_errors_total"))
-	if got := e.committed(t, bus.TopicTelemetry); got != 100 {
+	if got := e.committed(t, kafka.TopicTelemetry); got != 100 {
 		t.Fatalf("offsets moved while ClickHouse was down; got %d; want 100", got)
 	}
 
@@ -42,8 +42,8 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitFor, step, func() bool { return e.committed(t, bus.TopicTelemetry) == 250 },
-		"committed after the outage; got %d", e.committed(t, bus.TopicTelemetry))
+	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 250 },
+		"committed after the outage; got %d", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, false); got != 500 {
 		t.Fatalf("unexpected rows after the outage; got %d; want 500 (lost or duplicated)", got)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
 
@@ -164,8 +164,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(w.o.Brokers...),
-		kgo.ConsumerGroup(bus.GroupStorage),
-		kgo.ConsumeTopics(bus.TopicTelemetry, bus.TopicEvents, bus.TopicDeadLetter, bus.TopicAlerts),
+		kgo.ConsumerGroup(kafka.GroupStorage),
+		kgo.ConsumeTopics(kafka.TopicTelemetry, kafka.TopicEvents, kafka.TopicDeadLetter, kafka.TopicAlerts),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		// Rebalances wait until the batch is committed, so a commit never
@@ -281,7 +281,7 @@ func (w *Writer) shutdown(cl *kgo.Client, b *batch, uncommitted bool) error {
 // producer: log (throttled), count, skip. Its offset is still committed.
 func (w *Writer) add(b *batch, kr *kgo.Record) {
 	b.records++
-	if kr.Topic == bus.TopicDeadLetter {
+	if kr.Topic == kafka.TopicDeadLetter {
 		var d record.DeadLetter
 		if err := record.UnmarshalDeadLetter(kr.Value, &d); err != nil {
 			w.skip(kr, "decode", err)
@@ -290,7 +290,7 @@ func (w *Writer) add(b *batch, kr *kgo.Record) {
 		b.dl.add(&d)
 		return
 	}
-	if kr.Topic == bus.TopicAlerts {
+	if kr.Topic == kafka.TopicAlerts {
 		var a record.AlertChange
 		if err := record.UnmarshalAlert(kr.Value, &a); err != nil {
 			w.skip(kr, "decode", err)

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/storage/schema"
 )
@@ -32,7 +32,7 @@ func benchRecords(b *testing.B) []*kgo.Record {
 		if err != nil {
 			b.Fatal(err)
 		}
-		out = append(out, &kgo.Record{Topic: bus.TopicTelemetry, Value: v})
+		out = append(out, &kgo.Record{Topic: kafka.TopicTelemetry, Value: v})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/storage/schema"
 )
@@ -75,9 +75,9 @@ func TestWriter_Telemetry(t *testing.T) {
 	// buckets per series.
 	base := time.Date(2026, 3, 1, 10, 59, 0, 0, time.UTC)
 	values := telemetry(t, 0, 600, base)
-	e.produce(t, bus.TopicTelemetry, values[:300]...)
-	e.produce(t, bus.TopicTelemetry, []byte(`{"v":1,"kind":"telemetry"`)) // undecodable
-	e.produce(t, bus.TopicTelemetry, values[300:]...)
+	e.produce(t, kafka.TopicTelemetry, values[:300]...)
+	e.produce(t, kafka.TopicTelemetry, []byte(`{"v":1,"kind":"telemetry"`)) // undecodable
+	e.produce(t, kafka.TopicTelemetry, values[300:]...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 100 * time.Millisecond})
 
 	const rows = 1200
@@ -86,8 +86,8 @@ func TestWriter_Telemetry(t *testing.T) {
 	if n := e.count(t, schema.TableTelemetry, false); n != rows {
 		t.Fatalf("unexpected stored rows; got %d; want %d (duplicates?)", n, rows)
 	}
-	eventually(t, waitFor, step, func() bool { return e.committed(t, bus.TopicTelemetry) == 601 },
-		"committed offsets; got %d; want 601", e.committed(t, bus.TopicTelemetry))
+	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 601 },
+		"committed offsets; got %d; want 601", e.committed(t, kafka.TopicTelemetry))
 	for name, want := range map[string]float64{
 		"polis_storage_rows_written_total":     rows,
 		"polis_storage_records_consumed_total": 601,
@@ -159,7 +159,7 @@ func TestWriter_SubSecond(t *testing.T) {
 		}
 		values = append(values, b)
 	}
-	e.produce(t, bus.TopicTelemetry, values...)
+	e.produce(t, kafka.TopicTelemetry, values...)
 	e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 4 },
 		"4 rows in one second; got %d", e.count(t, schema.TableTelemetry, true))
@@ -185,7 +185,7 @@ func TestWriter_EventsAndDeadLetter(t *testing.T) {
 		}
 		return b
 	}
-	e.produce(t, bus.TopicEvents,
+	e.produce(t, kafka.TopicEvents,
 		ev(&record.Record{Kind: record.KindEvent, Site: "PO-058091-1", Asset: "locker-1", Received: ts + 5, TS: ts,
 			Event: "door_open", Body: json.RawMessage(`{"door":12}`)}),
 		ev(&record.Record{Kind: record.KindStatus, Site: "PO-058091-1", Asset: "atm-1", Received: ts + 9, Status: "offline"}),
@@ -201,7 +201,7 @@ func TestWriter_EventsAndDeadLetter(t *testing.T) {
 		dls = append(dls, b)
 	}
 	dls = append(dls, []byte(`{"received":1}`)) // no reason: skipped
-	e.produce(t, bus.TopicDeadLetter, dls...)
+	e.produce(t, kafka.TopicDeadLetter, dls...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 
 	eventually(t, waitFor, step, func() bool {
@@ -246,7 +246,7 @@ func TestWriter_FlushOnSizeAndShutdown(t *testing.T) {
 	addr := chtest.Shared(t)
 	e := newEnv(t, addr, chtest.Database(t, addr))
 	const n = 105 // records, 2 rows each
-	e.produce(t, bus.TopicTelemetry, telemetry(t, 0, n, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))...)
+	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, n, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxRows: 10, MaxWait: time.Hour})
 	eventually(t, waitFor, step, func() bool {
 		return r.metric(t, "polis_storage_records_consumed_total") == n && e.count(t, schema.TableTelemetry, true) >= 2*n-20
@@ -257,7 +257,7 @@ func TestWriter_FlushOnSizeAndShutdown(t *testing.T) {
 	if got := e.count(t, schema.TableTelemetry, false); got != 2*n {
 		t.Fatalf("unexpected rows after shutdown; got %d; want %d", got, 2*n)
 	}
-	if got := e.committed(t, bus.TopicTelemetry); got != n {
+	if got := e.committed(t, kafka.TopicTelemetry); got != n {
 		t.Fatalf("unexpected committed offsets after shutdown; got %d; want %d", got, n)
 	}
 }
@@ -267,20 +267,20 @@ func TestWriter_RestartResumes(t *testing.T) {
 	addr := chtest.Shared(t)
 	e := newEnv(t, addr, chtest.Database(t, addr))
 	base := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
-	e.produce(t, bus.TopicTelemetry, telemetry(t, 0, 200, base)...)
+	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, 200, base)...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond, Flavor: schema.Legacy})
 	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 400 },
 		"first writer's rows; got %d", e.count(t, schema.TableTelemetry, true))
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	e.produce(t, bus.TopicTelemetry, telemetry(t, 200, 100, base)...)
+	e.produce(t, kafka.TopicTelemetry, telemetry(t, 200, 100, base)...)
 
 	// The second writer opens its own connection from a DSN.
 	r2 := e.startWriter(t, nil, WriterOptions{DSN: "clickhouse://" + addr, MaxWait: 50 * time.Millisecond})
 	defer r2.w.Close()
-	eventually(t, waitFor, step, func() bool { return e.committed(t, bus.TopicTelemetry) == 300 },
-		"committed offsets; got %d; want 300", e.committed(t, bus.TopicTelemetry))
+	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 300 },
+		"committed offsets; got %d; want 300", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, false); got != 600 {
 		t.Fatalf("unexpected rows as stored; got %d; want 600 (lost or duplicated)", got)
 	}
@@ -332,7 +332,7 @@ func TestRaw_ReadsOneSeriesInOrder(t *testing.T) {
 		}
 		values = append(values, b)
 	}
-	e.produce(t, bus.TopicTelemetry, values...)
+	e.produce(t, kafka.TopicTelemetry, values...)
 	e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 10 }, "10 rows stored")
 	got, err := Raw(context.Background(), e.conn, e.db, schema.Legacy, "PO-001001-1", "env-1", "temp_c", base.Add(500*time.Millisecond), base.Add(2*time.Second))

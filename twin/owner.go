@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 )
 
 // owners caches which instance (its InstanceID, the API base URL) owns each
@@ -39,12 +39,12 @@ func (s *Service) Owner(ctx context.Context, p int32) (string, error) {
 		}
 		o.cl, o.adm = cl, kadm.NewClient(cl)
 	}
-	groups, err := o.adm.DescribeGroups(ctx, bus.GroupTwin)
+	groups, err := o.adm.DescribeGroups(ctx, kafka.GroupTwin)
 	if err != nil {
-		return "", fmt.Errorf("cannot describe group %s: %w", bus.GroupTwin, err)
+		return "", fmt.Errorf("cannot describe group %s: %w", kafka.GroupTwin, err)
 	}
 	byPart := map[int32]string{}
-	g := groups[bus.GroupTwin]
+	g := groups[kafka.GroupTwin]
 	for _, m := range g.Members {
 		a, ok := m.Assigned.AsConsumer()
 		if !ok {

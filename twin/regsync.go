@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -21,7 +21,7 @@ func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site)
 		if err != nil {
 			return fmt.Errorf("cannot encode site %s: %w", s.ID, err)
 		}
-		prod.Produce(ctx, &kgo.Record{Topic: bus.TopicRegistry, Key: []byte(s.ID), Value: b}, nil)
+		prod.Produce(ctx, &kgo.Record{Topic: kafka.TopicRegistry, Key: []byte(s.ID), Value: b}, nil)
 	}
 	if err := prod.Flush(ctx); err != nil {
 		return fmt.Errorf("cannot publish registry changes: %w", err)
@@ -32,7 +32,7 @@ func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site)
 // FollowRegistry replays the registry topic and follows it (see Follow),
 // calling apply for every site.
 func FollowRegistry(ctx context.Context, brokers []string, apply func(*registry.Site), caughtUp func(n int)) error {
-	return Follow(ctx, brokers, bus.TopicRegistry, func(r *kgo.Record) {
+	return Follow(ctx, brokers, kafka.TopicRegistry, func(r *kgo.Record) {
 		var s registry.Site
 		if err := json.Unmarshal(r.Value, &s); err == nil && s.ID != "" {
 			apply(&s)

@@ -19,14 +19,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin/state"
 )
 
 // Topics the twin consumes; one partition number covers a site on all of
-// them (bus.SitePartitioner).
-var Topics = []string{bus.TopicTelemetry, bus.TopicEvents, bus.TopicState}
+// them (kafka.SitePartitioner).
+var Topics = []string{kafka.TopicTelemetry, kafka.TopicEvents, kafka.TopicState}
 
 // Options configure a Service.
 type Options struct {
@@ -117,7 +117,7 @@ func (s *Service) With(p int32, f func(*state.Store)) bool {
 func (s *Service) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(s.o.Brokers...),
-		kgo.ConsumerGroup(bus.GroupTwin),
+		kgo.ConsumerGroup(kafka.GroupTwin),
 		// The client id carries this instance's API address, so any
 		// instance can tell who owns a partition (Owner).
 		kgo.ClientID(s.o.InstanceID),

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/storage/schema"
@@ -27,7 +27,7 @@ const partitions = 4
 type fixture struct {
 	t       *testing.T
 	reg     *registry.Registry
-	kafka   *bus.Embedded
+	cluster *kafka.Embedded
 	prod    *kgo.Client
 	opts    Options
 	ref     *state.Store // applied every record in produce order
@@ -50,12 +50,12 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := schema.Apply(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
-	k, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: partitions})
+	k, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: partitions})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.RecordPartitioner(bus.SitePartitioner()), kgo.ProducerLinger(0))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.RecordPartitioner(kafka.SitePartitioner()), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +64,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, reg: reg, kafka: k, prod: prod, partOf: map[string]int32{}, clock: time.Now().Add(-time.Hour).UnixMilli()}
-	part := bus.SitePartitioner().ForTopic(bus.TopicTelemetry)
+	f := &fixture{t: t, reg: reg, cluster: k, prod: prod, partOf: map[string]int32{}, clock: time.Now().Add(-time.Hour).UnixMilli()}
+	part := kafka.SitePartitioner().ForTopic(kafka.TopicTelemetry)
 	f.ref = state.New(state.Options{})
 	for _, s := range reg.Sites() {
 		f.partOf[s.ID] = int32(part.Partition(&kgo.Record{Key: []byte(s.ID)}, partitions))
@@ -115,12 +115,12 @@ func (f *fixture) produce(rounds int) {
 					if err != nil {
 						f.t.Fatal(err)
 					}
-					topic, key := bus.TopicTelemetry, s.ID
+					topic, key := kafka.TopicTelemetry, s.ID
 					switch r.Kind {
 					case record.KindStatus:
-						topic = bus.TopicEvents
+						topic = kafka.TopicEvents
 					case record.KindReported:
-						topic, key = bus.TopicState, s.ID+"/"+a.ID
+						topic, key = kafka.TopicState, s.ID+"/"+a.ID
 					}
 					if err := f.prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: v}).FirstErr(); err != nil {
 						f.t.Fatal(err)
@@ -163,7 +163,7 @@ func (f *fixture) start(name string) (*Service, context.CancelFunc, chan struct{
 // caughtUp reports whether the services together own every partition and
 // have applied every record produced so far.
 func (f *fixture) caughtUp(svcs ...*Service) bool {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.kafka.Addrs()...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cluster.Addrs()...))
 	if err != nil {
 		f.t.Fatal(err)
 	}

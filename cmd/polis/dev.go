@@ -14,8 +14,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/internal/chserver"
-	"github.com/polis-platform/polis/internal/platform"
 	"github.com/polis-platform/polis/loadtest"
 	"github.com/polis-platform/polis/twin/registry"
 )
@@ -23,7 +24,7 @@ import (
 // runDev is what `make run` runs: everything on one machine, on the default
 // addresses, with the state under var/.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	cfg := platform.Defaults()
+	cfg := app.Defaults()
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	var brokers, level string
 	serveFlags(fs, &cfg, &brokers, &level)
@@ -100,7 +101,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err := platform.Start(ctx, cfg)
+	p, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func clickhouseAnswers(ctx context.Context, addr string) bool {
 
 // demoToken makes (once) an operator API token for the demo: its hash goes
 // to DATA-DIR/tokens.yaml, the plaintext to DATA-DIR/api-token (mode 0600).
-func demoToken(cfg *platform.Config) (string, error) {
+func demoToken(cfg *app.Config) (string, error) {
 	if cfg.TokensPath != "" {
 		return "", nil
 	}
@@ -161,9 +162,9 @@ func demoToken(cfg *platform.Config) (string, error) {
 			return strings.TrimSpace(string(b)), nil
 		}
 	}
-	tok := registry.NewSecret() + registry.NewSecret()
+	tok := credential.New() + credential.New()
 	yaml := fmt.Sprintf("# Demo API token made by polis dev; the plaintext is in %s.\ntokens:\n  - name: demo-operator\n    role: operator\n    hash: %q\n",
-		plain, registry.HashSecret(tok))
+		plain, credential.Hash(tok))
 	if err := os.WriteFile(cfg.TokensPath, []byte(yaml), 0o600); err != nil {
 		return "", fmt.Errorf("cannot write %s: %w", cfg.TokensPath, err)
 	}
@@ -176,7 +177,7 @@ func demoToken(cfg *platform.Config) (string, error) {
 // demoAlertAccount makes (once) the MQTT service account the demo's alert
 // sink publishes with and operators subscribe with: its hash goes to
 // DATA-DIR/accounts.yaml, the password to DATA-DIR/mqtt-alerts-password.
-func demoAlertAccount(cfg *platform.Config) (string, error) {
+func demoAlertAccount(cfg *app.Config) (string, error) {
 	if cfg.AccountsPath != "" || cfg.AlertMQTT != "" {
 		return "", nil
 	}
@@ -189,9 +190,9 @@ func demoAlertAccount(cfg *platform.Config) (string, error) {
 		}
 	}
 	if pass == "" {
-		pass = registry.NewSecret()
+		pass = credential.New()
 		yaml := fmt.Sprintf("# Made by polis dev; the password is in %s.\naccounts:\n  - username: alerts\n    secret_hash: %q\n    publish: [\"polis/alerts/v1/#\"]\n    subscribe: [\"polis/alerts/v1/#\"]\n",
-			plain, registry.HashSecret(pass))
+			plain, credential.Hash(pass))
 		if err := os.WriteFile(cfg.AccountsPath, []byte(yaml), 0o600); err != nil {
 			return "", fmt.Errorf("cannot write %s: %w", cfg.AccountsPath, err)
 		}
@@ -203,7 +204,7 @@ func demoAlertAccount(cfg *platform.Config) (string, error) {
 	return pass, nil
 }
 
-func printBanner(w io.Writer, p *platform.Platform, cfg platform.Config, chHTTP, credsPath, token, alertPass string) {
+func printBanner(w io.Writer, p *app.Platform, cfg app.Config, chHTTP, credsPath, token, alertPass string) {
 	user, pass := "SITE/ASSET", "SECRET"
 	if f, err := os.Open(credsPath); err == nil {
 		if creds, err := registry.ReadCredentialsCSV(f); err == nil && len(creds) > 0 {

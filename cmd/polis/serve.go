@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/app"
 )
 
 // serveFlags binds the flags of `polis serve` (also used by `polis dev`).
-func serveFlags(fs *flag.FlagSet, c *platform.Config, brokers *string, logLevel *string) {
+func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *string) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (the embedded Kafka log goes to DATA-DIR/kafka)")
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "MQTT TCP listen address")
 	fs.StringVar(&c.MQTTWSAddr, "mqtt-ws-addr", c.MQTTWSAddr, "MQTT over WebSocket listen address (empty: off)")
@@ -65,7 +65,7 @@ func splitList(s string) []string {
 }
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
-	cfg := platform.Defaults()
+	cfg := app.Defaults()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var brokers, level string
 	serveFlags(fs, &cfg, &brokers, &level)
@@ -77,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.Logger, cfg.KafkaBrokers = log, splitList(brokers)
-	p, err := platform.Start(ctx, cfg)
+	p, err := app.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

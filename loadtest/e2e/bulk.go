@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin/registry"
@@ -175,20 +175,20 @@ func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fle
 	_ = os.Remove(tsv)
 
 	// The storage writer, from a Kafka topic filled beforehand.
-	kafka, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "kafka"), Logger: cfg.Logger})
+	embedded, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "kafka"), Logger: cfg.Logger})
 	if err != nil {
 		return res, err
 	}
-	defer kafka.Close()
+	defer embedded.Close()
 	fmt.Fprintf(cfg.Progress, "e2e: bulk: producing %d records of %d points to an embedded Kafka\n", res.Records, pointsPerRecord)
 	began := time.Now()
-	if res.KafkaBytes, err = produceBulk(ctx, kafka.Addrs(), g); err != nil {
+	if res.KafkaBytes, err = produceBulk(ctx, embedded.Addrs(), g); err != nil {
 		return res, err
 	}
 	res.ProduceTook = time.Since(began)
 
 	fmt.Fprintf(cfg.Progress, "e2e: bulk: storage writer into %s\n", bulkWriterDB)
-	w, err := storage.NewWriter(storage.WriterOptions{Brokers: kafka.Addrs(), Conn: ch.conn, Database: bulkWriterDB,
+	w, err := storage.NewWriter(storage.WriterOptions{Brokers: embedded.Addrs(), Conn: ch.conn, Database: bulkWriterDB,
 		MaxRows: cfg.WriterMaxRows, MaxWait: cfg.WriterMaxWait, Logger: cfg.Logger})
 	if err != nil {
 		return res, err
@@ -289,7 +289,7 @@ func clientInsert(ctx context.Context, addr, path string) (time.Duration, error)
 // produceBulk writes every record of g to the telemetry topic, keyed by
 // site as ingest does, and waits until Kafka has them all.
 func produceBulk(ctx context.Context, brokers []string, g *bulkGen) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(bus.SitePartitioner()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kafka.SitePartitioner()),
 		kgo.ProducerBatchMaxBytes(4<<20), kgo.MaxBufferedRecords(1<<16))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create Kafka producer: %w", err)
@@ -309,7 +309,7 @@ func produceBulk(ctx context.Context, brokers []string, g *bulkGen) (int64, erro
 			return bytes, fmt.Errorf("cannot encode record: %w", err)
 		}
 		bytes += int64(len(v))
-		kr := &kgo.Record{Topic: bus.TopicTelemetry, Key: []byte(r.Site), Value: v, Timestamp: time.UnixMilli(r.Received)}
+		kr := &kgo.Record{Topic: kafka.TopicTelemetry, Key: []byte(r.Site), Value: v, Timestamp: time.UnixMilli(r.Received)}
 		cl.Produce(pctx, kr, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/app"
 	"github.com/polis-platform/polis/loadtest"
 )
 
@@ -23,7 +23,7 @@ const connectTimeout = 3 * time.Minute
 
 // PolisResult is the end-to-end run through the platform.
 type PolisResult struct {
-	Startup time.Duration // platform.Start
+	Startup time.Duration // app.Start
 	Connect time.Duration // simulator connection phase
 	Stats   loadtest.Stats
 
@@ -61,7 +61,7 @@ type simOut struct {
 func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *FleetInfo) (*PolisResult, *ProbeResult, *ProfileResult, error) {
 	res := &PolisResult{Metrics: map[string]float64{}}
 	log := cfg.Logger
-	pcfg := platform.Defaults()
+	pcfg := app.Defaults()
 	pcfg.DataDir = filepath.Join(tmp, "polis")
 	pcfg.RegistryPath = fleet.regPath
 	pcfg.MQTTAddr, pcfg.HTTPAddr, pcfg.KafkaAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -82,11 +82,11 @@ func runPolis(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fl
 	}
 	fmt.Fprintf(cfg.Progress, "e2e: starting the platform (database %s)\n", cfg.Database)
 	began := time.Now()
-	var p *platform.Platform
+	var p *app.Platform
 	var err error
 	// Goroutines inherit pprof labels: the profile splits by component.
 	pprof.Do(ctx, pprof.Labels("component", "platform"), func(ctx context.Context) {
-		p, err = platform.Start(ctx, pcfg)
+		p, err = app.Start(ctx, pcfg)
 	})
 	if err != nil {
 		return res, nil, nil, fmt.Errorf("cannot start the platform: %w", err)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/app"
 )
 
 // Markdown renders the results as the report pasted into docs/benchmarks.md.
@@ -35,10 +35,10 @@ func (r *Results) Markdown() string {
 		"The simulator publishes every asset through its site's gateway (%s MQTT connections), QoS %d, as fast as acknowledgements allow, "+
 		"for %s of publishing (connecting is not counted), simulated clock at %gx real time and ending near now "+
 		"(at that speed a clock starting now would run more than 5 minutes ahead and be refused as `future_timestamp`; points older than 10 minutes are accepted and marked late). "+
-		"Platform: `platform.Start` in this process with the embedded Kafka (kfake, %d partitions), writer max rows %s and max wait %s, producer linger %s, rules %s. "+
+		"Platform: `app.Start` in this process with the embedded Kafka (kfake, %d partitions), writer max rows %s and max wait %s, producer linger %s, rules %s. "+
 		"The simulator runs in the same process as the platform and shares its %d CPUs; ClickHouse is a separate process on the same machine.\n\n",
 		c.Sites, c.Coworking, num(r.Fleet.Sites), num(r.Fleet.Assets), num(r.Fleet.Gateways), num(r.Fleet.Gateways), c.QoS,
-		c.Duration, c.Speed, platform.Defaults().KafkaPartitions, num(c.WriterMaxRows), c.WriterMaxWait, c.KafkaLinger, rulesLabel(c.RulesDir), m.CPUs)
+		c.Duration, c.Speed, app.Defaults().KafkaPartitions, num(c.WriterMaxRows), c.WriterMaxWait, c.KafkaLinger, rulesLabel(c.RulesDir), m.CPUs)
 
 	if len(r.Problems) > 0 {
 		f("### ⚠ Problems\n\n")

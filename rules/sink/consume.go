@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 )
 
 // commitTimeout bounds a commit, also the last one after Run was stopped.
@@ -27,7 +27,7 @@ type deliverFunc func(ctx context.Context, raw []byte, a *record.AlertChange) er
 // nothing. It returns nil when ctx ends.
 func consume(ctx context.Context, name string, brokers []string, log *slog.Logger, deliver deliverFunc) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("sink-"+name),
-		kgo.ConsumeTopics(bus.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeTopics(kafka.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
 	if err != nil {
 		return fmt.Errorf("cannot create sink consumer: %w", err)

@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
 )
 
@@ -195,7 +195,7 @@ func TestMQTT_BrokerDownLosesNothing(t *testing.T) {
 		t.Helper()
 		offs := fetchCommitted(t, adm, "sink-mqtt-down")
 		for p, first := range firstDeliverable {
-			if o, ok := offs.Lookup(bus.TopicAlerts, p); ok && o.At > first {
+			if o, ok := offs.Lookup(kafka.TopicAlerts, p); ok && o.At > first {
 				t.Fatalf("partition %d committed to %d past undelivered alert at %d while the broker is down", p, o.At, first)
 			}
 		}
@@ -413,9 +413,9 @@ func newSubscriber(t *testing.T, brokerURL, clientID string, clean bool) *subscr
 	return s
 }
 
-func startKafka(t *testing.T) *bus.Embedded {
+func startKafka(t *testing.T) *kafka.Embedded {
 	t.Helper()
-	k, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
+	k, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func startKafka(t *testing.T) *bus.Embedded {
 	return k
 }
 
-func newProducer(t *testing.T, k *bus.Embedded) *kgo.Client {
+func newProducer(t *testing.T, k *kafka.Embedded) *kgo.Client {
 	t.Helper()
 	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
 	if err != nil {
@@ -443,7 +443,7 @@ func produceAlert(t *testing.T, prod *kgo.Client, a *record.AlertChange) ([]byte
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := prod.ProduceSync(ctx, &kgo.Record{Topic: bus.TopicAlerts, Key: []byte(a.Site), Value: b}).First()
+	r, err := prod.ProduceSync(ctx, &kgo.Record{Topic: kafka.TopicAlerts, Key: []byte(a.Site), Value: b}).First()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +482,7 @@ func fetchCommitted(t *testing.T, adm *kadm.Client, group string) kadm.OffsetRes
 
 // waitCommittedToEnd waits until group committed every partition of the
 // alerts topic to its end.
-func waitCommittedToEnd(t *testing.T, k *bus.Embedded, group string) {
+func waitCommittedToEnd(t *testing.T, k *kafka.Embedded, group string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
 	if err != nil {
@@ -494,7 +494,7 @@ func waitCommittedToEnd(t *testing.T, k *bus.Embedded, group string) {
 	testutil.Eventually(t, 20*time.Second, 20*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ends, err := adm.ListEndOffsets(ctx, bus.TopicAlerts)
+		ends, err := adm.ListEndOffsets(ctx, kafka.TopicAlerts)
 		if err != nil {
 			behind = err.Error()
 			return false
@@ -507,7 +507,7 @@ func waitCommittedToEnd(t *testing.T, k *bus.Embedded, group string) {
 			}
 		})
 		return behind == ""
-	}, "group %s commits to the end of %s:%v", group, bus.TopicAlerts, lazy(func() any { return behind }))
+	}, "group %s commits to the end of %s:%v", group, kafka.TopicAlerts, lazy(func() any { return behind }))
 }
 
 // logRecorder is a slog.Handler that keeps level and message of each record.

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
 )
 
@@ -72,7 +72,7 @@ func (r *receiver) received() []string {
 // back (Deliver false) are not sent; bodies are signed; a restarted sink
 // resumes where it stopped.
 func TestWebhook_DownReceiverLosesNothing(t *testing.T) {
-	k, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
+	k, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestWebhook_DownReceiverLosesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: bus.TopicAlerts, Key: []byte(a.Site), Value: b}).FirstErr(); err != nil {
+			if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: kafka.TopicAlerts, Key: []byte(a.Site), Value: b}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 			if a.Deliver {

@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+
+	"github.com/polis-platform/polis/credential"
 )
 
 // GenerateOptions describes a demo or load-test fleet.
@@ -120,13 +122,13 @@ func Generate(opts GenerateOptions) (*Registry, []Credential, error) {
 			user := Username(s.ID, a.ID)
 			var secret string
 			if opts.Random {
-				secret = NewSecret()
-				a.SecretHash = HashSecret(secret)
+				secret = credential.New()
+				a.SecretHash = credential.Hash(secret)
 			} else {
 				sum = keyed(mac, sum, "secret", user)
 				secret = base64.RawURLEncoding.EncodeToString(sum[:18])
 				salt = keyed(mac, salt, "salt", user)
-				a.SecretHash = hashWithSalt(salt[:16], []byte(secret))
+				a.SecretHash = credential.HashWithSalt(salt[:16], []byte(secret))
 			}
 			creds = append(creds, Credential{Site: s.ID, Asset: a.ID, Username: user, Password: secret})
 		}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/polis-platform/polis/credential"
 )
 
 func TestGenerate_Deterministic(t *testing.T) {
@@ -169,10 +171,10 @@ func TestGenerate_Fleet(t *testing.T) {
 		if !ok || c.Username != Username(c.Site, c.Asset) {
 			t.Fatalf("credential %+v does not match the registry", c)
 		}
-		if i%97 == 0 && !CheckSecret(a.SecretHash, []byte(c.Password)) {
+		if i%97 == 0 && !credential.Check(a.SecretHash, []byte(c.Password)) {
 			t.Fatalf("secret of %s does not verify", c.Username)
 		}
-		if CheckSecret(a.SecretHash, []byte(c.Password+"x")) || strings.Contains(a.SecretHash, c.Password) {
+		if credential.Check(a.SecretHash, []byte(c.Password+"x")) || strings.Contains(a.SecretHash, c.Password) {
 			t.Fatalf("hash of %s accepts a wrong secret or holds the plaintext", c.Username)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
@@ -243,13 +244,13 @@ func ImportCSV(reg *Registry, r io.Reader, opts ImportOptions) (*ImportReport, e
 		is.seen[a.ID] = line
 		switch {
 		case secret != "":
-			a.SecretHash = HashSecret(secret)
+			a.SecretHash = credential.Hash(secret)
 		case a.SecretHash == "":
 			if old, ok := reg.Asset(s.ID, a.ID); ok && old.SecretHash != "" {
 				a.SecretHash = old.SecretHash
 			} else {
-				secret = NewSecret()
-				a.SecretHash = HashSecret(secret)
+				secret = credential.New()
+				a.SecretHash = credential.Hash(secret)
 				creds = append(creds, importCred{s.ID, a.ID, secret})
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
@@ -235,7 +236,7 @@ func TestImportComuni_Real(t *testing.T) {
 func TestImportComuni_KeepsAssets(t *testing.T) {
 	reg := New()
 	_ = reg.Add(&Site{ID: "PO-001002-1", Kind: KindPostOffice, Comune: "001002", Address: "Via Roma 1",
-		Assets: []*Asset{{ID: "atm-1", Type: TypeATM, SecretHash: HashSecret("x")}}})
+		Assets: []*Asset{{ID: "atm-1", Type: TypeATM, SecretHash: credential.Hash("x")}}})
 	comuni := "PROCOM_T,REGIONE,SIGLA_AUTOM,PROVINCIA_CM,COMUNE_30sett20,FLAG_CAPOLUOGO,POP_RES_CENS_2020,COD_AI_2020\n" +
 		"001002,Piemonte,TO,Torino,Airasca,0,3700,C\n"
 	cents := "pro_com_t,comune,lat,lon\n001002,Airasca,44.9,7.4\n"

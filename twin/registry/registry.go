@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
@@ -58,7 +59,7 @@ type Site struct {
 type Asset struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
-	// SecretHash is the device secret, hashed (see HashSecret).
+	// SecretHash is the device secret, hashed (see credential.Hash).
 	SecretHash string `json:"secret_hash,omitempty"`
 
 	Supplier    string          `json:"supplier,omitempty"`
@@ -176,7 +177,7 @@ func (r *Registry) Authenticate(username string, secret []byte) (*Asset, error) 
 	r.mu.RLock()
 	a, ok := r.assets[username]
 	r.mu.RUnlock()
-	if !ok || a.SecretHash == "" || !CheckSecret(a.SecretHash, secret) {
+	if !ok || a.SecretHash == "" || !credential.Check(a.SecretHash, secret) {
 		return nil, ErrBadCredentials
 	}
 	return a, nil

@@ -473,7 +473,7 @@ func (s *Site) Validate() error {
 
 var sha256HashRe = regexp.MustCompile(`^sha256\$[0-9a-f]{32}\$[0-9a-f]{64}$`)
 
-// validHashForm reports whether h looks like a hash CheckSecret understands.
+// validHashForm reports whether h looks like a hash credential.Check understands.
 func validHashForm(h string) bool {
 	if strings.HasPrefix(h, "$2") {
 		return len(h) == 60 && cleanText(h)

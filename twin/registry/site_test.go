@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
@@ -144,7 +145,7 @@ func goodSite() *Site {
 		Address: "Via Roma 1, Airasca", OpeningHours: MustParseOpeningHours(PostOfficeHours),
 		CUP: "J51B21005310006", CIG: "ZA12B3C4D5",
 		Assets: []*Asset{
-			{ID: "atm-1", Type: TypeATM, SecretHash: HashSecret("x"), Supplier: "ACME", Lifecycle: lifecycle.Operational,
+			{ID: "atm-1", Type: TypeATM, SecretHash: credential.Hash("x"), Supplier: "ACME", Lifecycle: lifecycle.Operational,
 				InstalledAt: time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)},
 			{ID: "gw-1", Type: GatewayType, Lifecycle: lifecycle.Planned},
 		},

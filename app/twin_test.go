@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"bytes"
@@ -14,8 +14,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/polis-platform/polis/internal/bus"
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/credential"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -151,7 +152,7 @@ func TestTwin_EndToEnd(t *testing.T) {
 // for the other's sites; when one stops, the other serves everything.
 func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 	e := newEnv(t)
-	ext, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 4})
+	ext, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestTwin_TwoInstancesRedirectAndTakeOver(t *testing.T) {
 	a := e.start(t)
 	cfgB := e.cfg
 	cfgB.DataDir = t.TempDir()
-	b, err := platform.Start(context.Background(), cfgB)
+	b, err := app.Start(context.Background(), cfgB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +358,7 @@ func (e *env) operatorToken(t *testing.T) string {
 	t.Helper()
 	const token = "an-operator-token-for-tests"
 	e.cfg.TokensPath = filepath.Join(e.cfg.DataDir, "tokens.yaml")
-	yaml := fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", registry.HashSecret(token))
+	yaml := fmt.Sprintf("tokens:\n  - name: ops\n    role: operator\n    hash: %q\n", credential.Hash(token))
 	if err := os.WriteFile(e.cfg.TokensPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -17,9 +17,10 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/internal/bus"
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/twin/registry"
@@ -63,7 +64,7 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 	l.Close()
 	accounts := filepath.Join(t.TempDir(), "accounts.yaml")
 	if err := os.WriteFile(accounts, []byte(fmt.Sprintf("accounts:\n  - username: alerts\n    secret_hash: %q\n    publish: [\"polis/alerts/v1/#\"]\n    subscribe: [\"polis/alerts/v1/#\"]\n",
-		registry.HashSecret("alerts-secret"))), 0o600); err != nil {
+		credential.Hash("alerts-secret"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.cfg.AccountsPath = accounts
@@ -88,7 +89,7 @@ func TestRules_FireOnTelemetry(t *testing.T) {
 			t.Fatal(tok.Error())
 		}
 	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.ConsumeTopics(bus.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cons, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.ConsumeTopics(kafka.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestRules_StatusAndBacktest(t *testing.T) {
 }
 
 // connectDevice connects a paho client as the first device of the type.
-func connectDevice(t *testing.T, e *env, p *platform.Platform, typ string) (registry.Credential, paho.Client) {
+func connectDevice(t *testing.T, e *env, p *app.Platform, typ string) (registry.Credential, paho.Client) {
 	t.Helper()
 	var c registry.Credential
 	for _, cr := range e.creds {

@@ -1,6 +1,6 @@
 // Package platform assembles the components of `polis serve` in order and
 // stops them in reverse. It is the only package that imports them all.
-package platform
+package app
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 	"github.com/polis-platform/polis/ingest"
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/ingest/topic"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/rules/milestone"
@@ -112,7 +112,7 @@ type Platform struct {
 	cfg      Config
 	log      *slog.Logger
 	Registry *registry.Registry
-	kafka    *bus.Embedded
+	cluster  *kafka.Embedded
 	producer *kgo.Client
 	ch       driver.Conn
 	writer   *storage.Writer
@@ -165,18 +165,18 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 
 	p.Brokers = cfg.KafkaBrokers
 	if len(p.Brokers) == 0 {
-		p.kafka, err = bus.StartEmbedded(bus.EmbeddedOptions{
+		p.cluster, err = kafka.StartEmbedded(kafka.EmbeddedOptions{
 			Addr: cfg.KafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"), Partitions: int32(cfg.KafkaPartitions),
 			Retention: cfg.KafkaRetention, RetentionBytes: cfg.KafkaRetentionBytes, Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, err
 		}
-		p.Brokers = p.kafka.Addrs()
+		p.Brokers = p.cluster.Addrs()
 		p.log.Info("embedded Kafka started", "addr", p.Brokers, "data", filepath.Join(cfg.DataDir, "kafka"))
 	}
 	p.producer, err = kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.ProducerLinger(cfg.ProducerLinger),
-		kgo.RecordPartitioner(bus.SitePartitioner()), kgo.ProducerBatchMaxBytes(4<<20),
+		kgo.RecordPartitioner(kafka.SitePartitioner()), kgo.ProducerBatchMaxBytes(4<<20),
 		kgo.MaxBufferedRecords(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create Kafka producer: %w", err)
@@ -362,7 +362,7 @@ func (p *Platform) followRegistry(ctx context.Context, lv *live) error {
 		p.log.Info("registry replayed from Kafka", "records", n)
 		return nil
 	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicRegistry)
+		return fmt.Errorf("cannot replay %s within 2 minutes", kafka.TopicRegistry)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -376,7 +376,7 @@ func (p *Platform) followDesired(ctx context.Context) error {
 	p.desCancel, p.desDone = cancel, make(chan struct{})
 	go func() {
 		defer close(p.desDone)
-		err := twin.Follow(fctx, p.Brokers, bus.TopicDesired, func(r *kgo.Record) {
+		err := twin.Follow(fctx, p.Brokers, kafka.TopicDesired, func(r *kgo.Record) {
 			site, asset, ok := strings.Cut(string(r.Key), "/")
 			if !ok {
 				return
@@ -393,7 +393,7 @@ func (p *Platform) followDesired(ctx context.Context) error {
 	case <-caught:
 		return nil
 	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicDesired)
+		return fmt.Errorf("cannot replay %s within 2 minutes", kafka.TopicDesired)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -405,7 +405,7 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 	if err != nil {
 		return nil, err
 	}
-	lv := &live{reg: p.Registry, parts: parts, prod: p.producer, part: bus.SitePartitioner().ForTopic(bus.TopicTelemetry),
+	lv := &live{reg: p.Registry, parts: parts, prod: p.producer, part: kafka.SitePartitioner().ForTopic(kafka.TopicTelemetry),
 		self: "http://" + p.HTTP.Addr(), events: &eventSink{conn: p.ch, db: cfg.Database, flavor: flavor}}
 	if lv.tracker, err = newTracker(ctx, p.Registry, p.ch, cfg.Database, flavor); err != nil {
 		return nil, err
@@ -433,7 +433,7 @@ func (p *Platform) startTwin(ctx context.Context, cfg Config, flavor schema.Flav
 		select {
 		case <-ready:
 		case <-time.After(2 * time.Minute):
-			return nil, fmt.Errorf("cannot replay %s within 2 minutes", bus.TopicRules)
+			return nil, fmt.Errorf("cannot replay %s within 2 minutes", kafka.TopicRules)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -491,7 +491,7 @@ func (p *Platform) waitDrained(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		lags, err := adm.Lag(ctx, bus.GroupStorage)
+		lags, err := adm.Lag(ctx, kafka.GroupStorage)
 		if err == nil {
 			err = lags.Error()
 		}
@@ -499,7 +499,7 @@ func (p *Platform) waitDrained(ctx context.Context) error {
 			var total int64
 			lags.Each(func(l kadm.DescribedGroupLag) {
 				for t, ps := range l.Lag {
-					if t != bus.TopicTelemetry && t != bus.TopicEvents && t != bus.TopicDeadLetter && t != bus.TopicAlerts {
+					if t != kafka.TopicTelemetry && t != kafka.TopicEvents && t != kafka.TopicDeadLetter && t != kafka.TopicAlerts {
 						continue
 					}
 					for _, pl := range ps {
@@ -598,8 +598,8 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 		if p.ch != nil {
 			errs = append(errs, p.ch.Close())
 		}
-		if p.kafka != nil {
-			p.kafka.Close()
+		if p.cluster != nil {
+			p.cluster.Close()
 		}
 		p.log.Info("polis stopped", "took", time.Since(began).Round(time.Millisecond))
 	})

@@ -1,7 +1,7 @@
-// Package bus names the Kafka topics of the platform and starts the embedded
+// Package kafka names the Kafka topics of the platform and starts the embedded
 // Kafka-protocol cluster (franz-go's kfake) used in single-machine mode and
 // in tests.
-package bus
+package kafka
 
 import (
 	"context"

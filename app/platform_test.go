@@ -1,4 +1,4 @@
-package platform_test
+package app_test
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
-	"github.com/polis-platform/polis/internal/platform"
+	"github.com/polis-platform/polis/app"
 	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
@@ -27,7 +27,7 @@ import (
 func TestMain(m *testing.M) { chtest.Main(m) }
 
 type env struct {
-	cfg   platform.Config
+	cfg   app.Config
 	creds []registry.Credential
 	conn  driver.Conn
 }
@@ -42,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := platform.Defaults()
+	cfg := app.Defaults()
 	cfg.DataDir = dir
 	cfg.RegistryPath = filepath.Join(dir, "registry.json")
 	if err := reg.Save(cfg.RegistryPath); err != nil {
@@ -59,18 +59,18 @@ func newEnv(t *testing.T) *env {
 	return &env{cfg: cfg, creds: creds, conn: chtest.Conn(t, addr)}
 }
 
-func (e *env) start(t *testing.T) *platform.Platform {
+func (e *env) start(t *testing.T) *app.Platform {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := platform.Start(ctx, e.cfg)
+	p, err := app.Start(ctx, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func stop(t *testing.T, p *platform.Platform) {
+func stop(t *testing.T, p *app.Platform) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -81,7 +81,7 @@ func stop(t *testing.T, p *platform.Platform) {
 
 // publishAll connects the first `devices` credentials and publishes msgs
 // QoS 1 messages of 3 metrics from each, returning the points acknowledged.
-func (e *env) publishAll(t *testing.T, p *platform.Platform, devices, msgs int) int {
+func (e *env) publishAll(t *testing.T, p *app.Platform, devices, msgs int) int {
 	t.Helper()
 	if devices > len(e.creds) {
 		t.Fatalf("only %d credentials", len(e.creds))
@@ -240,7 +240,7 @@ func TestGracefulShutdown_NothingAcceptedIsLost(t *testing.T) {
 // the given one (here a separate kfake cluster standing in for Kafka).
 func TestExternalKafka_UsedInsteadOfEmbedded(t *testing.T) {
 	e := newEnv(t)
-	ext, err := bus.StartEmbedded(bus.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 3})
+	ext, err := kafka.StartEmbedded(kafka.EmbeddedOptions{Addr: "127.0.0.1:0", Partitions: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package platform
+package app
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/api"
-	"github.com/polis-platform/polis/internal/bus"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/milestone"
 	"github.com/polis-platform/polis/storage"
@@ -102,7 +102,7 @@ func (l *live) SetDesired(site, asset string, props map[string]json.RawMessage, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := &kgo.Record{Topic: bus.TopicDesired, Key: []byte(site + "/" + asset), Value: body}
+	r := &kgo.Record{Topic: kafka.TopicDesired, Key: []byte(site + "/" + asset), Value: body}
 	if err := l.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return version, true, "", fmt.Errorf("cannot publish desired state of %s/%s: %w", site, asset, err)
 	}
@@ -186,13 +186,13 @@ func topicPartitions(ctx context.Context, brokers []string) (int, error) {
 		return 0, fmt.Errorf("cannot connect to Kafka: %w", err)
 	}
 	defer cl.Close()
-	ts, err := kadm.NewClient(cl).ListTopics(ctx, bus.TopicTelemetry)
+	ts, err := kadm.NewClient(cl).ListTopics(ctx, kafka.TopicTelemetry)
 	if err != nil {
-		return 0, fmt.Errorf("cannot read topic %s: %w", bus.TopicTelemetry, err)
+		return 0, fmt.Errorf("cannot read topic %s: %w", kafka.TopicTelemetry, err)
 	}
-	t, ok := ts[bus.TopicTelemetry]
+	t, ok := ts[kafka.TopicTelemetry]
 	if !ok || t.Err != nil || len(t.Partitions) == 0 {
-		return 0, fmt.Errorf("topic %s is missing: create it (see deploy/README.md)", bus.TopicTelemetry)
+		return 0, fmt.Errorf("topic %s is missing: create it (see deploy/README.md)", kafka.TopicTelemetry)
 	}
 	return len(t.Partitions), nil
 }

@@ -1,4 +1,7 @@
-package registry
+// Package credential makes, hashes and checks the secrets devices and
+// service accounts prove themselves with. It sits below the registry and
+// the broker, which both check secrets.
+package credential
 
 import (
 	"crypto/rand"
@@ -14,10 +17,10 @@ import (
 // Device secrets are 128-bit random strings made by the platform, so a salted
 // SHA-256 is as strong as a slow hash and keeps thousands of reconnects after
 // a broker restart cheap. Human-chosen secrets (service accounts) may be
-// given as bcrypt hashes instead; CheckSecret accepts both.
+// given as bcrypt hashes instead; Check accepts both.
 
-// NewSecret returns a fresh random device secret.
-func NewSecret() string {
+// New returns a fresh random device secret.
+func New() string {
 	b := make([]byte, 18)
 	if _, err := rand.Read(b); err != nil {
 		panic("BUG: crypto/rand failed: " + err.Error())
@@ -25,24 +28,25 @@ func NewSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// HashSecret returns "sha256$<salt>$<hash>" for secret.
-func HashSecret(secret string) string {
+// Hash returns "sha256$<salt>$<hash>" for secret.
+func Hash(secret string) string {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		panic("BUG: crypto/rand failed: " + err.Error())
 	}
-	return hashWithSalt(salt, []byte(secret))
+	return HashWithSalt(salt, []byte(secret))
 }
 
-func hashWithSalt(salt, secret []byte) string {
+// HashWithSalt hashes secret with a given salt (a reproducible fleet needs it).
+func HashWithSalt(salt, secret []byte) string {
 	h := sha256.New()
 	h.Write(salt)
 	h.Write(secret)
 	return "sha256$" + hex.EncodeToString(salt) + "$" + hex.EncodeToString(h.Sum(nil))
 }
 
-// CheckSecret compares secret with a hash made by HashSecret or bcrypt.
-func CheckSecret(hash string, secret []byte) bool {
+// Check compares secret with a hash made by Hash or bcrypt.
+func Check(hash string, secret []byte) bool {
 	if strings.HasPrefix(hash, "$2") {
 		return bcrypt.CompareHashAndPassword([]byte(hash), secret) == nil
 	}
@@ -54,5 +58,5 @@ func CheckSecret(hash string, secret []byte) bool {
 	if err != nil {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(hashWithSalt(salt, secret)), []byte(hash)) == 1
+	return subtle.ConstantTimeCompare([]byte(HashWithSalt(salt, secret)), []byte(hash)) == 1
 }
