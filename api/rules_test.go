@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/twin/registry"

@@ -17,10 +17,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/polis-platform/polis/kafka"
-	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/internal/chserver/chtest"
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/twin/registry"
 )
 

@@ -19,8 +19,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/polis-platform/polis/broker"
-	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/twin/registry"
 )
 

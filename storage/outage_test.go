@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
-	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/kafka"
 )
 
 const mosquittoBin = "/usr/sbin/mosquitto"
