@@ -126,7 +126,7 @@ type silenceRequest struct {
 	Comment  string       `json:"comment"`
 }
 
-func (a *twinAPI) alertRoutes() []route {
+func (a *v1) alertRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/alerts", http.HandlerFunc(a.listAlerts)},
 		{"GET", "/api/v1/alerts/{fingerprint}", http.HandlerFunc(a.getAlert)},
@@ -138,13 +138,13 @@ func (a *twinAPI) alertRoutes() []route {
 	}
 }
 
-func (a *twinAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
+func (a *v1) listAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
 		case "rule", "site", "asset", "state", "severity":
 		default:
-			WriteError(w, http.StatusBadRequest, "bad_parameter",
+			WriteError(w, CodeBadParameter,
 				fmt.Sprintf("unknown parameter %q; filter with rule, site, asset, state or severity", k))
 			return
 		}
@@ -154,7 +154,7 @@ func (a *twinAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 		for _, s := range strings.Split(v, ",") {
 			st, err := engine.ParseState(s)
 			if err != nil {
-				writeJSON(w, http.StatusBadRequest, Error{Code: "bad_parameter", Allowed: alertStates,
+				writeCoded(w, &Error{Code: CodeBadParameter, Allowed: alertStates,
 					Message: fmt.Sprintf("state=%q: want one or more of %s, comma-separated", v, strings.Join(alertStates, ", "))})
 				return
 			}
@@ -173,11 +173,11 @@ func (a *twinAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func unknownAlert(w http.ResponseWriter, fp string) {
-	WriteError(w, http.StatusNotFound, "unknown_alert",
+	WriteError(w, CodeUnknownAlert,
 		fmt.Sprintf("no alert %q (it may have resolved and been forgotten); list them at /api/v1/alerts", fp))
 }
 
-func (a *twinAPI) getAlert(w http.ResponseWriter, r *http.Request) {
+func (a *v1) getAlert(w http.ResponseWriter, r *http.Request) {
 	fp := r.PathValue("fingerprint")
 	al, ok := a.o.Alerts.Get(fp)
 	if !ok {
@@ -193,30 +193,30 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, usage string) boo
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_body", fmt.Sprintf("cannot read the body (%v); send %s", err, usage))
+		WriteError(w, CodeBadBody, fmt.Sprintf("cannot read the body (%v); send %s", err, usage))
 		return false
 	}
 	return true
 }
 
 // alertChanged answers an ack or an assignment.
-func (a *twinAPI) alertChanged(w http.ResponseWriter, fp, what, user string, n engine.Notification, err error) {
+func (a *v1) alertChanged(w http.ResponseWriter, fp, what, user string, n engine.Notification, err error) {
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 		unknownAlert(w, fp)
 	case errors.Is(err, engine.ErrNotOpen):
-		WriteError(w, http.StatusConflict, "alert_not_open",
+		WriteError(w, CodeAlertNotOpen,
 			fmt.Sprintf("%v; only pending, firing and nodata alerts can be acknowledged", err))
 	case err != nil:
 		a.log.Error("cannot change alert", "alert", fp, "action", what, "token", user, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		WriteError(w, CodeInternal, err.Error())
 	default:
 		a.log.Info("alert changed", "alert", fp, "action", what, "token", user)
 		writeJSON(w, http.StatusOK, alertOf(n.Alert))
 	}
 }
 
-func (a *twinAPI) ackAlert(w http.ResponseWriter, r *http.Request) {
+func (a *v1) ackAlert(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actAlerts)
 	if !ok {
 		return
@@ -226,7 +226,7 @@ func (a *twinAPI) ackAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Comment) > 500 {
-		WriteError(w, http.StatusBadRequest, "bad_body", "comment is over 500 bytes")
+		WriteError(w, CodeBadBody, "comment is over 500 bytes")
 		return
 	}
 	fp := r.PathValue("fingerprint")
@@ -234,7 +234,7 @@ func (a *twinAPI) ackAlert(w http.ResponseWriter, r *http.Request) {
 	a.alertChanged(w, fp, "ack", tok.Name, n, err)
 }
 
-func (a *twinAPI) assignAlert(w http.ResponseWriter, r *http.Request) {
+func (a *v1) assignAlert(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actAlerts)
 	if !ok {
 		return
@@ -244,7 +244,7 @@ func (a *twinAPI) assignAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Assignee) > 100 {
-		WriteError(w, http.StatusBadRequest, "bad_body", "assignee is over 100 bytes")
+		WriteError(w, CodeBadBody, "assignee is over 100 bytes")
 		return
 	}
 	fp := r.PathValue("fingerprint")
@@ -252,7 +252,7 @@ func (a *twinAPI) assignAlert(w http.ResponseWriter, r *http.Request) {
 	a.alertChanged(w, fp, "assign", tok.Name, n, err)
 }
 
-func (a *twinAPI) listSilences(w http.ResponseWriter, _ *http.Request) {
+func (a *v1) listSilences(w http.ResponseWriter, _ *http.Request) {
 	out := silenceList{Items: []silenceDTO{}}
 	for _, s := range a.o.Alerts.Silences() {
 		out.Items = append(out.Items, silenceOf(s))
@@ -268,7 +268,7 @@ func newSilenceID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func (a *twinAPI) postSilence(w http.ResponseWriter, r *http.Request) {
+func (a *v1) postSilence(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actAlerts)
 	if !ok {
 		return
@@ -283,37 +283,37 @@ func (a *twinAPI) postSilence(w http.ResponseWriter, r *http.Request) {
 		s.Start = *req.Start
 	}
 	if len(req.Matchers) == 0 {
-		WriteError(w, http.StatusBadRequest, "bad_body", "a silence needs at least one matcher; send "+usage)
+		WriteError(w, CodeBadBody, "a silence needs at least one matcher; send "+usage)
 		return
 	}
 	if req.End.IsZero() {
-		WriteError(w, http.StatusBadRequest, "bad_body", "a silence needs an end; send "+usage)
+		WriteError(w, CodeBadBody, "a silence needs an end; send "+usage)
 		return
 	}
 	for _, m := range req.Matchers {
 		s.Matchers = append(s.Matchers, engine.Matcher{Label: m.Label, Value: m.Value, Regex: m.Regex})
 	}
 	if s.ID != "" && !silenceID.MatchString(s.ID) {
-		WriteError(w, http.StatusBadRequest, "bad_body", fmt.Sprintf("id %q: use 1 to 64 letters, digits, '.', '_' or '-', or none to get one", s.ID))
+		WriteError(w, CodeBadBody, fmt.Sprintf("id %q: use 1 to 64 letters, digits, '.', '_' or '-', or none to get one", s.ID))
 		return
 	}
 	if s.ID == "" {
 		id, err := newSilenceID()
 		if err != nil {
-			WriteError(w, http.StatusInternalServerError, "internal", "cannot make a silence id: "+err.Error())
+			WriteError(w, CodeInternal, "cannot make a silence id: "+err.Error())
 			return
 		}
 		s.ID = id
 	}
 	if err := a.o.Alerts.Silence(s); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_silence", err.Error())
+		WriteError(w, CodeBadSilence, err.Error())
 		return
 	}
 	a.log.Info("silence added", "silence", s.ID, "token", tok.Name, "end", s.End)
 	writeJSON(w, http.StatusCreated, silenceOf(s))
 }
 
-func (a *twinAPI) deleteSilence(w http.ResponseWriter, r *http.Request) {
+func (a *v1) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actAlerts)
 	if !ok {
 		return
@@ -322,10 +322,10 @@ func (a *twinAPI) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	err := a.o.Alerts.Unsilence(id)
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
-		WriteError(w, http.StatusNotFound, "unknown_silence", fmt.Sprintf("no silence %q (it may have expired); list them at /api/v1/silences", id))
+		WriteError(w, CodeUnknownSilence, fmt.Sprintf("no silence %q (it may have expired); list them at /api/v1/silences", id))
 	case err != nil:
 		a.log.Error("cannot remove silence", "silence", id, "token", tok.Name, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		WriteError(w, CodeInternal, err.Error())
 	default:
 		a.log.Info("silence removed", "silence", id, "token", tok.Name)
 		w.WriteHeader(http.StatusNoContent)

@@ -53,7 +53,7 @@ func newAlertEngine(t *testing.T) *engine.Engine {
 func newAlertEnv(t *testing.T) (*env, *engine.Engine) {
 	t.Helper()
 	en := newAlertEngine(t)
-	return newEnvWith(t, func(o *TwinOptions) { o.Alerts = en }), en
+	return newEnvWith(t, func(o *V1Options) { o.Alerts = en }), en
 }
 
 func decodeAlert(t *testing.T, b []byte) alertDTO {

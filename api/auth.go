@@ -150,7 +150,7 @@ func (a *authenticator) check(w http.ResponseWriter, r *http.Request, act action
 			return t, true
 		}
 	}
-	WriteError(w, http.StatusForbidden, "forbidden",
+	WriteError(w, CodeForbidden,
 		fmt.Sprintf("token %q has role %s; to %s you need role %s", t.Name, t.Role, act, joinRoles(roles)))
 	return Token{}, false
 }
@@ -179,7 +179,7 @@ func (a *authenticator) lookup(secret string) (Token, bool) {
 
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="polis"`)
-	WriteError(w, http.StatusUnauthorized, "unauthenticated", msg)
+	WriteError(w, CodeUnauthenticated, msg)
 }
 
 func joinRoles(rs []Role) string {

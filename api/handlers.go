@@ -16,11 +16,11 @@ import (
 	"github.com/polis-platform/polis/twin/state"
 )
 
-func (a *twinAPI) listSites(w http.ResponseWriter, r *http.Request) {
+func (a *v1) listSites(w http.ResponseWriter, r *http.Request) {
 	sites := a.o.Fleet.Sites()
 	q, err := parseSiteQuery(r.URL.Query(), fleetVocab(sites))
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		WriteError(w, CodeBadFilter, err.Error())
 		return
 	}
 	now := a.o.Now()
@@ -108,7 +108,7 @@ func parseIfMatch(h string) (uint64, error) {
 	return n, nil
 }
 
-func (a *twinAPI) patchDesired(w http.ResponseWriter, r *http.Request) {
+func (a *v1) patchDesired(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actDesired)
 	if !ok {
 		return
@@ -119,7 +119,7 @@ func (a *twinAPI) patchDesired(w http.ResponseWriter, r *http.Request) {
 	}
 	im := r.Header.Get("If-Match")
 	if im == "" {
-		WriteError(w, http.StatusPreconditionRequired, "if_match_required",
+		WriteError(w, CodeIfMatchRequired,
 			fmt.Sprintf("send If-Match with the ETag of GET /api/v1/sites/%s/assets/%s, so that two people cannot overwrite each other's change", s.ID, as.ID))
 		return
 	}
@@ -130,28 +130,28 @@ func (a *twinAPI) patchDesired(w http.ResponseWriter, r *http.Request) {
 	if !overwrite {
 		var err error
 		if ver, err = parseIfMatch(im); err != nil {
-			WriteError(w, http.StatusBadRequest, "bad_if_match", err.Error())
+			WriteError(w, CodeBadIfMatch, err.Error())
 			return
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", maxBody))
+		WriteError(w, CodeTooLarge, fmt.Sprintf("the body is over %d bytes", maxBody))
 		return
 	}
 	var set map[string]json.RawMessage
 	if err := json.Unmarshal(body, &set); err != nil || set == nil {
-		WriteError(w, http.StatusBadRequest, "bad_body",
+		WriteError(w, CodeBadBody,
 			`the body must be a JSON object of desired properties, e.g. {"setpoint_c": 21, "screen_on": true}; null removes a property`)
 		return
 	}
 	if len(set) == 0 {
-		WriteError(w, http.StatusBadRequest, "bad_body", "the body names no property to change")
+		WriteError(w, CodeBadBody, "the body names no property to change")
 		return
 	}
 	for n := range set {
 		if !propNameRe.MatchString(n) {
-			WriteError(w, http.StatusBadRequest, "bad_body",
+			WriteError(w, CodeBadBody,
 				fmt.Sprintf("property name %q: use letters, digits, _ . - (first a letter or _), at most 64", n))
 			return
 		}
@@ -179,11 +179,11 @@ func (a *twinAPI) patchDesired(w http.ResponseWriter, r *http.Request) {
 		preconditionFailed(w, s.ID, as.ID, nv, ver)
 		return
 	case errors.Is(err, state.ErrUnknownAsset):
-		WriteError(w, http.StatusNotFound, "unknown_asset", fmt.Sprintf("the twin does not hold %s/%s yet; retry once it has loaded the fleet", s.ID, as.ID))
+		WriteError(w, CodeUnknownAsset, fmt.Sprintf("the twin does not hold %s/%s yet; retry once it has loaded the fleet", s.ID, as.ID))
 		return
 	case err != nil:
 		a.log.Error("cannot set desired state", "site", s.ID, "asset", as.ID, "token", tok.Name, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("cannot set desired state of %s/%s: %v", s.ID, as.ID, err))
+		WriteError(w, CodeInternal, fmt.Sprintf("cannot set desired state of %s/%s: %v", s.ID, as.ID, err))
 		return
 	}
 	a.log.Info("desired state set", "site", s.ID, "asset", as.ID, "token", tok.Name, "version", nv, "properties", len(set))
@@ -198,7 +198,7 @@ func (a *twinAPI) patchDesired(w http.ResponseWriter, r *http.Request) {
 
 func preconditionFailed(w http.ResponseWriter, site, asset string, have, want uint64) {
 	w.Header().Set("ETag", etag(have))
-	WriteError(w, http.StatusPreconditionFailed, "version_mismatch",
+	WriteError(w, CodeVersionMismatch,
 		fmt.Sprintf("the desired state of %s/%s is at version %d, not %d: someone changed it; GET the asset, review, and retry with If-Match: %s",
 			site, asset, have, want, etag(have)))
 }
@@ -208,7 +208,7 @@ type transitionRequest struct {
 	Cause string `json:"cause"`
 }
 
-func (a *twinAPI) postLifecycle(w http.ResponseWriter, r *http.Request) {
+func (a *v1) postLifecycle(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actLifecycle)
 	if !ok {
 		return
@@ -221,17 +221,17 @@ func (a *twinAPI) postLifecycle(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_body",
+		WriteError(w, CodeBadBody,
 			`the body must be {"to": "<state>", "cause": "<why>"}, e.g. {"to": "operational", "cause": "repaired by supplier"}`)
 		return
 	}
 	to, err := lifecycle.ParseState(req.To)
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_state", err.Error())
+		WriteError(w, CodeBadState, err.Error())
 		return
 	}
 	if len(req.Cause) > 200 {
-		WriteError(w, http.StatusBadRequest, "bad_body", "cause is over 200 bytes")
+		WriteError(w, CodeBadBody, "cause is over 200 bytes")
 		return
 	}
 	if _, local, owner := a.o.Live.AssetState(s.ID, as.ID, a.o.Now()); !local {
@@ -250,14 +250,14 @@ func (a *twinAPI) postLifecycle(w http.ResponseWriter, r *http.Request) {
 		for i, st := range te.Allowed {
 			allowed[i] = string(st)
 		}
-		writeJSON(w, http.StatusConflict, Error{Code: "transition_not_allowed", Message: te.Error(), Allowed: allowed})
+		writeCoded(w, &Error{Code: CodeTransitionNotAllowed, Message: te.Error(), Allowed: allowed})
 		return
 	case errors.Is(err, lifecycle.ErrUnknownAsset):
-		WriteError(w, http.StatusNotFound, "unknown_asset", fmt.Sprintf("the lifecycle tracker does not hold %s/%s yet", s.ID, as.ID))
+		WriteError(w, CodeUnknownAsset, fmt.Sprintf("the lifecycle tracker does not hold %s/%s yet", s.ID, as.ID))
 		return
 	case err != nil:
 		a.log.Error("cannot change lifecycle", "site", s.ID, "asset", as.ID, "token", tok.Name, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("cannot change lifecycle of %s/%s: %v", s.ID, as.ID, err))
+		WriteError(w, CodeInternal, fmt.Sprintf("cannot change lifecycle of %s/%s: %v", s.ID, as.ID, err))
 		return
 	}
 	a.log.Info("lifecycle changed", "site", s.ID, "asset", as.ID, "token", tok.Name, "from", ev.From, "to", ev.To)
@@ -279,7 +279,7 @@ func parseTime(name, s string) (time.Time, error) {
 	return time.Time{}, badf("%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix milliseconds", name, s)
 }
 
-func (a *twinAPI) history(w http.ResponseWriter, r *http.Request) {
+func (a *v1) history(w http.ResponseWriter, r *http.Request) {
 	s, as, ok := a.asset(w, r)
 	if !ok {
 		return
@@ -289,13 +289,13 @@ func (a *twinAPI) history(w http.ResponseWriter, r *http.Request) {
 		switch k {
 		case "metric", "from", "to", "step":
 		default:
-			WriteError(w, http.StatusBadRequest, "bad_filter", fmt.Sprintf("unknown parameter %q; history takes metric, from, to, step", k))
+			WriteError(w, CodeBadFilter, fmt.Sprintf("unknown parameter %q; history takes metric, from, to, step", k))
 			return
 		}
 	}
 	q := HistoryQuery{Site: s.ID, Asset: as.ID, Metric: qv.Get("metric")}
 	if !metricRe.MatchString(q.Metric) {
-		WriteError(w, http.StatusBadRequest, "bad_filter",
+		WriteError(w, CodeBadFilter,
 			fmt.Sprintf("metric %q: give a metric name such as temp_c or power_kw (snake_case with its unit)", q.Metric))
 		return
 	}
@@ -303,7 +303,7 @@ func (a *twinAPI) history(w http.ResponseWriter, r *http.Request) {
 	if s := qv.Get("to"); s != "" {
 		t, err := parseTime("to", s)
 		if err != nil {
-			WriteError(w, http.StatusBadRequest, "bad_filter", err.Error())
+			WriteError(w, CodeBadFilter, err.Error())
 			return
 		}
 		q.To = t
@@ -312,36 +312,36 @@ func (a *twinAPI) history(w http.ResponseWriter, r *http.Request) {
 	if s := qv.Get("from"); s != "" {
 		t, err := parseTime("from", s)
 		if err != nil {
-			WriteError(w, http.StatusBadRequest, "bad_filter", err.Error())
+			WriteError(w, CodeBadFilter, err.Error())
 			return
 		}
 		q.From = t
 	}
 	if !q.From.Before(q.To) {
-		WriteError(w, http.StatusBadRequest, "bad_filter", "from must be before to")
+		WriteError(w, CodeBadFilter, "from must be before to")
 		return
 	}
 	if q.To.Sub(q.From) > maxHistorySpan {
-		WriteError(w, http.StatusBadRequest, "bad_filter", fmt.Sprintf("the span is over %d days; ask for less", int(maxHistorySpan.Hours()/24)))
+		WriteError(w, CodeBadFilter, fmt.Sprintf("the span is over %d days; ask for less", int(maxHistorySpan.Hours()/24)))
 		return
 	}
 	if s := qv.Get("step"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 || d > q.To.Sub(q.From) {
-			WriteError(w, http.StatusBadRequest, "bad_filter",
+			WriteError(w, CodeBadFilter,
 				fmt.Sprintf("step %q: want a positive duration no longer than the span, e.g. 1m, 15m, 1h", s))
 			return
 		}
 		q.Step = d
 	}
 	if a.o.History == nil {
-		WriteError(w, http.StatusServiceUnavailable, "history_unavailable", "this instance has no history store configured")
+		WriteError(w, CodeHistoryUnavailable, "this instance has no history store configured")
 		return
 	}
 	res, err := a.o.History.History(r.Context(), q)
 	if err != nil {
 		a.log.Warn("cannot read history", "site", s.ID, "asset", as.ID, "metric", q.Metric, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, "history_unavailable", "cannot read history now (the time-series store did not answer); retry later")
+		WriteError(w, CodeHistoryUnavailable, "cannot read history now (the time-series store did not answer); retry later")
 		return
 	}
 	out := historyDTO{Site: s.ID, Asset: as.ID, Metric: q.Metric, From: q.From.UTC(), To: q.To.UTC(),

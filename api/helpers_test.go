@@ -248,7 +248,7 @@ func testFleet(t *testing.T) *registry.Registry {
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv with the options changed by edit before mounting.
-func newEnvWith(t *testing.T, edit func(*TwinOptions)) *env {
+func newEnvWith(t *testing.T, edit func(*V1Options)) *env {
 	t.Helper()
 	reg := testFleet(t)
 	e := &env{reg: reg, live: newFakeLive(t, reg), hist: &fakeHistory{}, logs: &syncBuffer{}}
@@ -257,7 +257,7 @@ func newEnvWith(t *testing.T, edit func(*TwinOptions)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := TwinOptions{Fleet: reg, Live: e.live, History: e.hist, Registrar: &fakeRegistrar{reg: reg},
+	o := V1Options{Fleet: reg, Live: e.live, History: e.hist, Registrar: &fakeRegistrar{reg: reg},
 		Now: func() time.Time { return testNow },
 		Tokens: []Token{
 			{Name: "ops", Role: RoleOperator, Hash: credential.Hash(operatorToken)},
@@ -266,15 +266,16 @@ func newEnvWith(t *testing.T, edit func(*TwinOptions)) *env {
 	if edit != nil {
 		edit(&o)
 	}
-	err = s.MountTwin(o)
+	err = s.MountV1(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Serve()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
+		cancel()
+		if err := <-done; err != nil {
 			t.Error(err)
 		}
 	})
@@ -362,6 +363,7 @@ func checkContract(t *testing.T, req *http.Request, resp *http.Response, body []
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkErrorCode(t, req, resp, body)
 	route, params, err := rt.FindRoute(req)
 	if err != nil {
 		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
@@ -379,6 +381,28 @@ func checkContract(t *testing.T, req *http.Request, resp *http.Response, body []
 	in.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		t.Fatalf("%s %s: response %d does not match the OpenAPI document: %v\nbody: %s", req.Method, req.URL, resp.StatusCode, err, body)
+	}
+}
+
+// checkErrorCode checks that an error's code is in the catalogue and came
+// with the catalogue's status.
+func checkErrorCode(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	if resp.StatusCode < 300 || resp.Header.Get("Content-Type") != "application/json" {
+		return
+	}
+	var e struct {
+		Code ErrorCode `json:"code"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
+		return // not an error body (an import's report on 422); the contract decides
+	}
+	spec, ok := errorSpecs[e.Code]
+	switch {
+	case !ok:
+		t.Fatalf("%s %s: error code %q is not in the catalogue: %s", req.Method, req.URL, e.Code, body)
+	case spec.Status != resp.StatusCode:
+		t.Fatalf("%s %s: error %q with status %d; the catalogue says %d", req.Method, req.URL, e.Code, resp.StatusCode, spec.Status)
 	}
 }
 

@@ -19,7 +19,7 @@ type milestoneList struct {
 
 // listMilestones is public: the milestones are the programme's
 // accountability to citizens.
-func (a *twinAPI) listMilestones(w http.ResponseWriter, _ *http.Request) {
+func (a *v1) listMilestones(w http.ResponseWriter, _ *http.Request) {
 	now := a.o.Now()
 	out := milestoneList{At: now.UTC(), Items: a.o.Milestones.Milestones(now)}
 	if out.Items == nil {

@@ -29,7 +29,7 @@ func TestMilestones(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reg *registry.Registry
-	e := newEnvWith(t, func(o *TwinOptions) {
+	e := newEnvWith(t, func(o *V1Options) {
 		reg = o.Fleet.(*registry.Registry)
 		o.Milestones = milestoneFunc(func(now time.Time) []milestone.Progress {
 			return milestone.Compute(ms, reg.Sites(), func(site, asset string) (lifecycle.State, bool) {

@@ -37,7 +37,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	var mounted []string
 	// Every optional route mounted, as with all dependencies given.
-	for _, rt := range (&twinAPI{o: TwinOptions{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{}),
+	for _, rt := range (&v1{o: V1Options{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{}),
 		Rules: (*rules.Service)(nil), Milestones: milestoneFunc(nil)}}).routes(nil) {
 		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
 	}

@@ -74,13 +74,13 @@ func reportDTO(rep *registry.ImportReport) importReport {
 	return out
 }
 
-func (a *twinAPI) importRegistry(w http.ResponseWriter, r *http.Request) {
+func (a *v1) importRegistry(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actRegistry)
 	if !ok {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "text/csv" {
-		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+		WriteError(w, CodeUnsupportedMediaType,
 			fmt.Sprintf("send the registry as Content-Type: text/csv in the layout of GET /api/v1/registry/export (header %q)", registry.ImportHeader))
 		return
 	}
@@ -90,7 +90,7 @@ func (a *twinAPI) importRegistry(w http.ResponseWriter, r *http.Request) {
 	case "true":
 		strict = true
 	default:
-		WriteError(w, http.StatusBadRequest, "bad_parameter", fmt.Sprintf("strict=%q: want true or false", v))
+		WriteError(w, CodeBadParameter, fmt.Sprintf("strict=%q: want true or false", v))
 		return
 	}
 	rep, err := a.o.Registrar.Import(http.MaxBytesReader(w, r.Body, a.maxImport), strict)
@@ -104,27 +104,27 @@ func (a *twinAPI) importRegistry(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, reportDTO(rep))
 	case err == nil:
 		a.log.Error("registry import returned no report", "token", tok.Name)
-		WriteError(w, http.StatusInternalServerError, "internal", "the import returned no report; check the registry and retry")
+		WriteError(w, CodeInternal, "the import returned no report; check the registry and retry")
 	case errors.As(err, &tooLarge):
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
+		WriteError(w, CodeTooLarge,
 			fmt.Sprintf("the body is over %d bytes; split the file by site and import the parts", a.maxImport))
 	case errors.Is(err, registry.ErrRefused) && rep != nil:
 		a.log.Info("registry import refused", "token", tok.Name, "refused", len(rep.Refused))
 		rep.Credentials = nil // nothing was imported: these secrets belong to no device
 		writeJSON(w, http.StatusUnprocessableEntity, reportDTO(rep))
 	case rep == nil:
-		WriteError(w, http.StatusBadRequest, "bad_file", err.Error())
+		WriteError(w, CodeBadFile, err.Error())
 	default:
 		a.log.Error("registry import failed", "token", tok.Name, "err", err, "credentials_lost", len(rep.Credentials))
 		msg := err.Error()
 		if n := len(rep.Credentials); n > 0 {
 			msg += fmt.Sprintf("; %d generated device secrets are not returned: import those rows again with secrets of your own", n)
 		}
-		WriteError(w, http.StatusInternalServerError, "internal", msg)
+		WriteError(w, CodeInternal, msg)
 	}
 }
 
-func (a *twinAPI) exportRegistry(w http.ResponseWriter, r *http.Request) {
+func (a *v1) exportRegistry(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actRegistry)
 	if !ok {
 		return
@@ -134,7 +134,7 @@ func (a *twinAPI) exportRegistry(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
 	if err := a.o.Registrar.Export(&b); err != nil {
 		a.log.Error("registry export failed", "token", tok.Name, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		WriteError(w, CodeInternal, err.Error())
 		return
 	}
 	a.log.Info("registry exported", "token", tok.Name, "bytes", b.Len())

@@ -242,7 +242,7 @@ func TestRegistryExport(t *testing.T) {
 
 // TestRegistryRoutesOptional: without a Registrar the routes are not there.
 func TestRegistryRoutesOptional(t *testing.T) {
-	a := &twinAPI{}
+	a := &v1{}
 	for _, rt := range a.routes(nil) {
 		if strings.HasPrefix(rt.path, "/api/v1/registry/") {
 			t.Fatalf("%s %s mounted without a Registrar", rt.method, rt.path)
@@ -268,7 +268,7 @@ func (b *brokenRegistrar) Export(io.Writer) error {
 // TestRegistryFailures: the Registrar's own failures are 500s, never a
 // truncated file, and say that generated secrets were lost.
 func TestRegistryFailures(t *testing.T) {
-	e := newEnvWith(t, func(o *TwinOptions) { o.Registrar = &brokenRegistrar{fakeRegistrar{reg: registry.New()}} })
+	e := newEnvWith(t, func(o *V1Options) { o.Registrar = &brokenRegistrar{fakeRegistrar{reg: registry.New()}} })
 	resp, b := e.do(t, "POST", "/api/v1/registry/import", readRegistryFixture(t, "import.good.csv"), csvAs(operatorToken)...)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(decodeError(t, b).Message, "2 generated device secrets") {
 		t.Fatalf("unexpected answer %d %s", resp.StatusCode, b)
@@ -279,6 +279,6 @@ func TestRegistryFailures(t *testing.T) {
 	}
 
 	// Without a Registrar the routes are not there.
-	e = newEnvWith(t, func(o *TwinOptions) { o.Registrar = nil })
+	e = newEnvWith(t, func(o *V1Options) { o.Registrar = nil })
 	assertNotMounted(t, e, "GET /api/v1/registry/export", "POST /api/v1/registry/import")
 }

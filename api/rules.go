@@ -55,10 +55,11 @@ type ruleErrorDTO struct {
 	Message string `json:"message"`
 }
 
+// ruleRefused is the Error of a rule that does not compile, with each
+// fault's position.
 type ruleRefused struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Errors  []ruleErrorDTO `json:"errors"`
+	Error
+	Errors []ruleErrorDTO `json:"errors"`
 }
 
 type backtestRequest struct {
@@ -73,7 +74,7 @@ type backtestRequest struct {
 // maxBacktestSpan bounds a backtest's range: longer replays are for the CLI.
 const maxBacktestSpan = 31 * 24 * time.Hour
 
-func (a *twinAPI) ruleRoutes() []route {
+func (a *v1) ruleRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/rules", http.HandlerFunc(a.listRules)},
 		{"POST", "/api/v1/rules/check", http.HandlerFunc(a.checkRule)},
@@ -85,7 +86,7 @@ func (a *twinAPI) ruleRoutes() []route {
 	}
 }
 
-func (a *twinAPI) listRules(w http.ResponseWriter, _ *http.Request) {
+func (a *v1) listRules(w http.ResponseWriter, _ *http.Request) {
 	items, err := a.o.Rules.RulesInfo()
 	out := ruleList{Items: items}
 	if out.Items == nil {
@@ -98,10 +99,10 @@ func (a *twinAPI) listRules(w http.ResponseWriter, _ *http.Request) {
 }
 
 func unknownRule(w http.ResponseWriter, id string) {
-	WriteError(w, http.StatusNotFound, "unknown_rule", fmt.Sprintf("no rule %q; list them at /api/v1/rules", id))
+	WriteError(w, CodeUnknownRule, fmt.Sprintf("no rule %q; list them at /api/v1/rules", id))
 }
 
-func (a *twinAPI) getRule(w http.ResponseWriter, r *http.Request) {
+func (a *v1) getRule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	in, ok := a.o.Rules.RuleInfo(id)
 	if !ok {
@@ -112,7 +113,7 @@ func (a *twinAPI) getRule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, in)
 }
 
-func (a *twinAPI) ruleVersions(w http.ResponseWriter, r *http.Request) {
+func (a *v1) ruleVersions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	vs, ok := a.o.Rules.Versions(id)
 	if !ok {
@@ -126,11 +127,11 @@ func (a *twinAPI) ruleVersions(w http.ResponseWriter, r *http.Request) {
 func readRule(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("a rule is at most %d bytes", maxBody))
+		WriteError(w, CodeTooLarge, fmt.Sprintf("a rule is at most %d bytes", maxBody))
 		return nil, false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
-		WriteError(w, http.StatusBadRequest, "bad_body",
+		WriteError(w, CodeBadBody,
 			"send the rule as YAML (Content-Type: application/yaml) or JSON, with the keys of a rule file: id, expr, severity, ...")
 		return nil, false
 	}
@@ -142,10 +143,10 @@ func readRule(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 func refuseRule(w http.ResponseWriter, err error) {
 	var el dsl.ErrorList
 	if !errors.As(err, &el) {
-		WriteError(w, http.StatusBadRequest, "bad_rule", err.Error())
+		WriteError(w, CodeBadRule, err.Error())
 		return
 	}
-	out := ruleRefused{Code: "bad_rule", Errors: make([]ruleErrorDTO, len(el))}
+	out := &ruleRefused{Error: Error{Code: CodeBadRule}, Errors: make([]ruleErrorDTO, len(el))}
 	msgs := make([]string, len(el))
 	for i, e := range el {
 		msg := e.Msg
@@ -153,10 +154,10 @@ func refuseRule(w http.ResponseWriter, err error) {
 		msgs[i] = fmt.Sprintf("line %d, column %d: %s", e.Pos.Line, e.Pos.Col, msg)
 	}
 	out.Message = "the rule was refused: " + strings.Join(msgs, "; ")
-	writeJSON(w, http.StatusBadRequest, out)
+	writeCoded(w, out)
 }
 
-func (a *twinAPI) checkRule(w http.ResponseWriter, r *http.Request) {
+func (a *v1) checkRule(w http.ResponseWriter, r *http.Request) {
 	src, ok := readRule(w, r)
 	if !ok {
 		return
@@ -177,13 +178,13 @@ func ifVersion(w http.ResponseWriter, r *http.Request) (int, bool) {
 	}
 	n, err := parseIfMatch(im)
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_if_match", fmt.Sprintf("If-Match %q: send the ETag of GET /api/v1/rules/{id}, e.g. If-Match: \"3\" (\"0\": the rule must not exist yet)", im))
+		WriteError(w, CodeBadIfMatch, fmt.Sprintf("If-Match %q: send the ETag of GET /api/v1/rules/{id}, e.g. If-Match: \"3\" (\"0\": the rule must not exist yet)", im))
 		return 0, false
 	}
 	return int(n), true
 }
 
-func (a *twinAPI) ruleWritten(w http.ResponseWriter, id, user string, v rules.Version, err error) {
+func (a *v1) ruleWritten(w http.ResponseWriter, id, user string, v rules.Version, err error) {
 	switch {
 	case err == nil:
 		a.log.Info("rule changed", "rule", id, "version", v.Version, "deleted", v.Deleted, "token", user)
@@ -192,13 +193,13 @@ func (a *twinAPI) ruleWritten(w http.ResponseWriter, id, user string, v rules.Ve
 	case errors.Is(err, rules.ErrNotFound):
 		unknownRule(w, id)
 	case errors.Is(err, rules.ErrFileRule):
-		WriteError(w, http.StatusConflict, "rule_in_file", fmt.Sprintf("rule %q: %v", id, err))
+		WriteError(w, CodeRuleInFile, fmt.Sprintf("rule %q: %v", id, err))
 	case errors.Is(err, rules.ErrConflict):
-		WriteError(w, http.StatusPreconditionFailed, "version_mismatch", err.Error())
+		WriteError(w, CodeVersionMismatch, err.Error())
 	case errors.Is(err, rules.ErrReadOnly):
-		WriteError(w, http.StatusServiceUnavailable, "rules_read_only", err.Error())
+		WriteError(w, CodeRulesReadOnly, err.Error())
 	case errors.Is(err, rules.ErrIDChanged):
-		WriteError(w, http.StatusBadRequest, "bad_rule", err.Error())
+		WriteError(w, CodeBadRule, err.Error())
 	default:
 		var el dsl.ErrorList
 		if errors.As(err, &el) {
@@ -206,11 +207,11 @@ func (a *twinAPI) ruleWritten(w http.ResponseWriter, id, user string, v rules.Ve
 			return
 		}
 		a.log.Error("cannot save rule", "rule", id, "err", err)
-		WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error()+"; try again")
+		WriteError(w, CodeUnavailable, err.Error()+"; try again")
 	}
 }
 
-func (a *twinAPI) putRule(w http.ResponseWriter, r *http.Request) {
+func (a *v1) putRule(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actRules)
 	if !ok {
 		return
@@ -230,7 +231,7 @@ func (a *twinAPI) putRule(w http.ResponseWriter, r *http.Request) {
 	a.ruleWritten(w, id, tok.Name, v, err)
 }
 
-func (a *twinAPI) deleteRule(w http.ResponseWriter, r *http.Request) {
+func (a *v1) deleteRule(w http.ResponseWriter, r *http.Request) {
 	tok, ok := a.auth.check(w, r, actRules)
 	if !ok {
 		return
@@ -246,7 +247,7 @@ func (a *twinAPI) deleteRule(w http.ResponseWriter, r *http.Request) {
 	a.ruleWritten(w, id, tok.Name, v, err)
 }
 
-func (a *twinAPI) backtest(w http.ResponseWriter, r *http.Request) {
+func (a *v1) backtest(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.auth.check(w, r, actBacktest); !ok {
 		return
 	}
@@ -257,7 +258,7 @@ func (a *twinAPI) backtest(w http.ResponseWriter, r *http.Request) {
 	}
 	var spec rules.BacktestSpec
 	var err error
-	bad := func(msg string) { WriteError(w, http.StatusBadRequest, "bad_body", msg+"; send "+usage) }
+	bad := func(msg string) { WriteError(w, CodeBadBody, msg+"; send "+usage) }
 	if spec.From, err = time.Parse(time.RFC3339, req.From); err != nil {
 		bad(fmt.Sprintf("from %q is not an RFC 3339 time", req.From))
 		return
@@ -291,9 +292,9 @@ func (a *twinAPI) backtest(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		writeJSON(w, http.StatusOK, res)
 	case errors.Is(err, rules.ErrNotFound):
-		WriteError(w, http.StatusNotFound, "unknown_rule", err.Error()+"; list the rules at /api/v1/rules")
+		WriteError(w, CodeUnknownRule, err.Error()+"; list the rules at /api/v1/rules")
 	case errors.Is(err, rules.ErrNoHistory):
-		WriteError(w, http.StatusServiceUnavailable, "no_history", err.Error())
+		WriteError(w, CodeNoHistory, err.Error())
 	default:
 		var el dsl.ErrorList
 		if errors.As(err, &el) {
@@ -301,6 +302,6 @@ func (a *twinAPI) backtest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.log.Error("backtest failed", "err", err)
-		WriteError(w, http.StatusInternalServerError, "backtest_failed", err.Error())
+		WriteError(w, CodeBacktestFailed, err.Error())
 	}
 }

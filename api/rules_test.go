@@ -72,15 +72,15 @@ func newRulesEnv(t *testing.T, history []storage.Point) (*env, *rules.Service, s
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(ctx, ready) }()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
-	case <-ready:
+	case <-svc.Ready():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the rules service did not replay polis.rules.v1")
 	}
-	return newEnvWith(t, func(o *TwinOptions) { o.Rules = svc }), svc, dir
+	return newEnvWith(t, func(o *V1Options) { o.Rules = svc }), svc, dir
 }
 
 func yamlBody(token string) []string {
@@ -111,6 +111,7 @@ func TestRules_CRUDAndVersions(t *testing.T) {
 		{"bad expression", "/api/v1/rules/api_cold", strings.Replace(rule, `last("temp_c") < 5`, `last("temp_c") < `, 1), yamlBody(operatorToken), 400, "line 3, column"},
 		{"unknown metric", "/api/v1/rules/api_cold", strings.Replace(rule, "temp_c", "tmp_c", 1), yamlBody(operatorToken), 400, `did you mean \"temp_c\"`},
 		{"empty", "/api/v1/rules/api_cold", " ", yamlBody(operatorToken), 400, "send the rule"},
+		{"too large", "/api/v1/rules/api_cold", rule + "# " + strings.Repeat("x", maxBody), yamlBody(operatorToken), 413, `"code":"too_large"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, b := e.do(t, "PUT", tc.path, tc.body, tc.hdr...)

@@ -18,7 +18,7 @@ func BenchmarkListSites(b *testing.B) {
 		b.Fatal(err)
 	}
 	live := newFakeLive(b, reg)
-	api := &twinAPI{o: TwinOptions{Fleet: reg, Live: live, Now: func() time.Time { return testNow }}}
+	api := &v1{o: V1Options{Fleet: reg, Live: live, Now: func() time.Time { return testNow }}}
 	for _, q := range []string{"", "?asset_type=pv&limit=100", "?status=unknown&limit=1000", "?q=pv-1"} {
 		b.Run(q, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "/api/v1/sites"+q, nil)

@@ -31,7 +31,7 @@ func list(v string) []string {
 	return out
 }
 
-func (a *twinAPI) parseStreamFilter(r *http.Request) (streamFilter, error) {
+func (a *v1) parseStreamFilter(r *http.Request) (streamFilter, error) {
 	var f streamFilter
 	qv := r.URL.Query()
 	for k := range qv {
@@ -80,10 +80,10 @@ func (f *streamFilter) match(u *Update) bool {
 // stream sends twin changes as Server-Sent Events: "event: <kind>" and
 // "data: <Update as JSON>", with a comment line as heartbeat so that
 // proxies keep the connection open. It ends when the client goes away.
-func (a *twinAPI) stream(w http.ResponseWriter, r *http.Request) {
+func (a *v1) stream(w http.ResponseWriter, r *http.Request) {
 	f, err := a.parseStreamFilter(r)
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_filter", err.Error())
+		WriteError(w, CodeBadFilter, err.Error())
 		return
 	}
 	rc := http.NewResponseController(w)

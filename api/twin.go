@@ -82,8 +82,8 @@ type HistoryPoint struct {
 	Count           uint64
 }
 
-// TwinOptions are what the twin API reads and who may write.
-type TwinOptions struct {
+// V1Options are what the twin API reads and who may write.
+type V1Options struct {
 	Fleet   Fleet
 	Live    Live
 	History History // nil: the history route answers 503
@@ -105,9 +105,12 @@ type TwinOptions struct {
 	Logger     *slog.Logger
 }
 
-// twinAPI serves /api/v1/sites..., /api/v1/stream and the OpenAPI document.
-type twinAPI struct {
-	o         TwinOptions
+// v1 is the API under /api/v1/: sites and their assets' twins (desired
+// state, lifecycle, history), the stream, the OpenAPI document and, when
+// their dependencies are given, the registry, alerts and silences, rules and
+// milestones.
+type v1 struct {
+	o         V1Options
 	log       *slog.Logger
 	auth      *authenticator
 	heartbeat time.Duration
@@ -119,9 +122,9 @@ type twinAPI struct {
 // so that tests need not wait 15 s).
 var heartbeatEvery = 15 * time.Second
 
-// MountTwin adds the twin API's routes to s. It fails on missing
+// MountV1 adds the routes of /api/v1/ to s. It fails on missing
 // dependencies or badly configured tokens.
-func (s *Server) MountTwin(o TwinOptions) error {
+func (s *Server) MountV1(o V1Options) error {
 	if o.Fleet == nil || o.Live == nil {
 		return errors.New("cannot mount twin API: Fleet and Live are required")
 	}
@@ -138,7 +141,7 @@ func (s *Server) MountTwin(o TwinOptions) error {
 	if err != nil {
 		return fmt.Errorf("cannot mount twin API: %w", err)
 	}
-	a := &twinAPI{o: o, log: o.Logger.With("component", "api.twin"), auth: newAuthenticator(o.Tokens), heartbeat: heartbeatEvery,
+	a := &v1{o: o, log: o.Logger.With("component", "api.v1"), auth: newAuthenticator(o.Tokens), heartbeat: heartbeatEvery,
 		maxImport: maxImportBody, closing: make(chan struct{})}
 	// Streams never go idle: end them when the server shuts down, or
 	// Shutdown would wait for its deadline.
@@ -173,7 +176,7 @@ type route struct {
 	h            http.Handler
 }
 
-func (a *twinAPI) routes(doc []byte) []route {
+func (a *v1) routes(doc []byte) []route {
 	rts := []route{
 		{"GET", "/api/v1/{$}", http.HandlerFunc(a.index)},
 		{"GET", "/api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -216,12 +219,12 @@ func methodNotAllowed(methods []string) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+		WriteError(w, CodeMethodNotAllowed,
 			fmt.Sprintf("%s is not served on %s; use %s", r.Method, r.URL.Path, allow))
 	})
 }
 
-func (a *twinAPI) index(w http.ResponseWriter, _ *http.Request) {
+func (a *v1) index(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{
 		"openapi": "/api/v1/openapi.json",
 		"sites":   "/api/v1/sites",
@@ -230,11 +233,11 @@ func (a *twinAPI) index(w http.ResponseWriter, _ *http.Request) {
 }
 
 // site finds the site named in the path or writes a 404.
-func (a *twinAPI) site(w http.ResponseWriter, r *http.Request) (*registry.Site, bool) {
+func (a *v1) site(w http.ResponseWriter, r *http.Request) (*registry.Site, bool) {
 	id := r.PathValue("site")
 	s, ok := a.o.Fleet.Site(id)
 	if !ok {
-		WriteError(w, http.StatusNotFound, "unknown_site",
+		WriteError(w, CodeUnknownSite,
 			fmt.Sprintf("no site %q; ids look like PO-<ISTAT code>-<n> or CW-<province>-<n>; list them at /api/v1/sites", id))
 		return nil, false
 	}
@@ -242,7 +245,7 @@ func (a *twinAPI) site(w http.ResponseWriter, r *http.Request) (*registry.Site, 
 }
 
 // asset finds the site and asset named in the path or writes a 404.
-func (a *twinAPI) asset(w http.ResponseWriter, r *http.Request) (*registry.Site, *registry.Asset, bool) {
+func (a *v1) asset(w http.ResponseWriter, r *http.Request) (*registry.Site, *registry.Asset, bool) {
 	s, ok := a.site(w, r)
 	if !ok {
 		return nil, nil, false
@@ -253,7 +256,7 @@ func (a *twinAPI) asset(w http.ResponseWriter, r *http.Request) (*registry.Site,
 			return s, as, true
 		}
 	}
-	WriteError(w, http.StatusNotFound, "unknown_asset",
+	WriteError(w, CodeUnknownAsset,
 		fmt.Sprintf("site %s has no asset %q; its assets are listed at /api/v1/sites/%s", s.ID, id, s.ID))
 	return nil, nil, false
 }
@@ -263,16 +266,16 @@ func (a *twinAPI) asset(w http.ResponseWriter, r *http.Request) (*registry.Site,
 func elsewhere(w http.ResponseWriter, r *http.Request, site, owner string) {
 	if owner == "" {
 		w.Header().Set("Retry-After", "1")
-		WriteError(w, http.StatusServiceUnavailable, "owner_unknown",
+		WriteError(w, CodeOwnerUnknown,
 			fmt.Sprintf("site %s is served by another instance, which is not known yet (the fleet is being rebalanced); retry in a second", site))
 		return
 	}
 	loc := owner + r.URL.RequestURI()
 	w.Header().Set("Location", loc)
-	WriteError(w, http.StatusTemporaryRedirect, "moved", fmt.Sprintf("site %s is served by %s; repeat the request there", site, owner))
+	WriteError(w, CodeMoved, fmt.Sprintf("site %s is served by %s; repeat the request there", site, owner))
 }
 
-func (a *twinAPI) lifecycleOf(site string, as *registry.Asset) lifecycle.State {
+func (a *v1) lifecycleOf(site string, as *registry.Asset) lifecycle.State {
 	if lr, ok := a.o.Live.(LifecycleReader); ok {
 		if st, ok := lr.Lifecycle(site, as.ID); ok {
 			return st
@@ -284,7 +287,7 @@ func (a *twinAPI) lifecycleOf(site string, as *registry.Asset) lifecycle.State {
 	return as.Lifecycle
 }
 
-func (a *twinAPI) getSite(w http.ResponseWriter, r *http.Request) {
+func (a *v1) getSite(w http.ResponseWriter, r *http.Request) {
 	s, ok := a.site(w, r)
 	if !ok {
 		return
@@ -317,7 +320,7 @@ func (a *twinAPI) getSite(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-func (a *twinAPI) getAsset(w http.ResponseWriter, r *http.Request) {
+func (a *v1) getAsset(w http.ResponseWriter, r *http.Request) {
 	s, as, ok := a.asset(w, r)
 	if !ok {
 		return
@@ -333,7 +336,7 @@ func (a *twinAPI) getAsset(w http.ResponseWriter, r *http.Request) {
 
 func etag(v uint64) string { return fmt.Sprintf("%q", fmt.Sprint(v)) }
 
-func (a *twinAPI) assetDetail(s *registry.Site, as *registry.Asset, v state.AssetView) assetDTO {
+func (a *v1) assetDetail(s *registry.Site, as *registry.Asset, v state.AssetView) assetDTO {
 	d := assetDTO{
 		Site: s.ID, ID: as.ID, Type: as.Type, Supplier: as.Supplier, CIG: as.CIG,
 		Lifecycle: string(a.lifecycleOf(s.ID, as)), InstalledAt: as.InstalledAt,

@@ -399,10 +399,10 @@ func TestMountTwinRefusesBadConfig(t *testing.T) {
 	}
 	defer s.ln.Close()
 	reg := testFleet(t)
-	if err := s.MountTwin(TwinOptions{Fleet: reg}); err == nil {
-		t.Fatal("MountTwin accepted no Live")
+	if err := s.MountV1(V1Options{Fleet: reg}); err == nil {
+		t.Fatal("MountV1 accepted no Live")
 	}
-	err = s.MountTwin(TwinOptions{Fleet: reg, Live: newFakeLive(t, reg), Tokens: []Token{{Name: "x", Role: "admin", Hash: credential.Hash("s")}}})
+	err = s.MountV1(V1Options{Fleet: reg, Live: newFakeLive(t, reg), Tokens: []Token{{Name: "x", Role: "admin", Hash: credential.Hash("s")}}})
 	if err == nil || !strings.Contains(err.Error(), "facility_manager") {
 		t.Fatalf("unexpected error for a bad role: %v", err)
 	}
