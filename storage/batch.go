@@ -32,6 +32,10 @@ type batch struct {
 	ev      *eventRows
 	dl      *deadLetterRows
 	al      *alertRows
+	// staged: the writer's rollups hold this batch's rows; rollupSent
+	// marks those ClickHouse accepted.
+	staged     bool
+	rollupSent [2]bool
 }
 
 func newBatch(f schema.Flavor) *batch {
@@ -60,6 +64,8 @@ func (b *batch) reset() {
 		b.sent[i] = false
 	}
 	b.records = 0
+	b.staged = false
+	clear(b.rollupSent[:])
 }
 
 // insertSQL names the columns: 18.16 rejects a bare "INSERT INTO t" from
@@ -77,13 +83,23 @@ func insertTable(ctx context.Context, conn driver.Conn, db string, t table) erro
 	defer b.Close()
 	for i, v := range t.values() {
 		if err := b.Column(i).Append(v); err != nil {
-			return fmt.Errorf("cannot append column %s of %s.%s: %w", t.columns()[i], db, t.name(), err)
+			return &appendError{fmt.Errorf("cannot append column %s of %s.%s: %w", t.columns()[i], db, t.name(), err)}
 		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("cannot insert %d rows into %s.%s: %w", t.len(), db, t.name(), err)
 	}
 	return nil
+}
+
+// timeFits says whether a time in Unix milliseconds fits the schema's time
+// columns: DateTime (1970 to 2106) on Legacy, DateTime64(3) (1900 to 2299)
+// on Modern. The driver would wrap a time outside silently.
+func timeFits(ms int64, legacy bool) bool {
+	if legacy {
+		return ms >= 0 && ms < (1<<32)*1000
+	}
+	return ms >= -2208988800000 && ms < 10413792000000
 }
 
 // splitMillis turns Unix milliseconds into a time and, for Legacy's DateTime
@@ -103,22 +119,30 @@ type telemetryRows struct {
 	tsMS                []uint16
 	value               []float64
 	late                []uint8
+	// The point's identity: where it came from in Kafka.
+	kpart   []uint16
+	koffset []uint64
+	kidx    []uint16
+	tsMilli []int64 // source time in ms, for the rollups (not a column)
+	// bad marks rows ClickHouse refused for good (dead-lettered, not in
+	// the rollups).
+	bad map[int]bool
 }
 
 func (r *telemetryRows) name() string { return schema.TableTelemetry }
 
 func (r *telemetryRows) columns() []string {
 	if r.legacy {
-		return []string{"site", "asset", "metric", "ts", "ts_ms", "value", "received", "late"}
+		return []string{"site", "asset", "metric", "ts", "ts_ms", "value", "received", "late", "kpart", "koffset", "kidx"}
 	}
-	return []string{"site", "asset", "metric", "ts", "value", "received", "late"}
+	return []string{"site", "asset", "metric", "ts", "value", "received", "late", "kpart", "koffset", "kidx"}
 }
 
 func (r *telemetryRows) values() []any {
 	if r.legacy {
-		return []any{r.site, r.asset, r.metric, r.ts, r.tsMS, r.value, r.received, r.late}
+		return []any{r.site, r.asset, r.metric, r.ts, r.tsMS, r.value, r.received, r.late, r.kpart, r.koffset, r.kidx}
 	}
-	return []any{r.site, r.asset, r.metric, r.ts, r.value, r.received, r.late}
+	return []any{r.site, r.asset, r.metric, r.ts, r.value, r.received, r.late, r.kpart, r.koffset, r.kidx}
 }
 
 func (r *telemetryRows) len() int { return len(r.site) }
@@ -127,11 +151,28 @@ func (r *telemetryRows) reset() {
 	r.site, r.asset, r.metric = r.site[:0], r.asset[:0], r.metric[:0]
 	r.ts, r.received, r.tsMS = r.ts[:0], r.received[:0], r.tsMS[:0]
 	r.value, r.late = r.value[:0], r.late[:0]
+	r.kpart, r.koffset, r.kidx, r.tsMilli = r.kpart[:0], r.koffset[:0], r.kidx[:0], r.tsMilli[:0]
+	clear(r.bad)
 }
 
-func (r *telemetryRows) add(rec *record.Record) {
+// pos is the Kafka position of row i, ordering the points of a partition.
+func (r *telemetryRows) pos(i int) uint64 { return r.koffset[i]<<16 | uint64(r.kidx[i]) }
+
+// add appends the points of rec, which sits at offset in Kafka partition
+// part. The index of a point within its record is part of its identity;
+// ingest makes at most 65,536 points a record (payload.Limits), so it
+// fits in kidx.
+func (r *telemetryRows) add(rec *record.Record, part int32, offset int64) (outside []record.Point) {
 	recv := time.UnixMilli(rec.Received).UTC()
-	for _, p := range rec.Points {
+	for i, p := range rec.Points {
+		if !timeFits(p.TS, r.legacy) {
+			outside = append(outside, p)
+			continue
+		}
+		r.kpart = append(r.kpart, uint16(part))
+		r.koffset = append(r.koffset, uint64(offset))
+		r.kidx = append(r.kidx, uint16(i))
+		r.tsMilli = append(r.tsMilli, p.TS)
 		ts, ms := splitMillis(p.TS)
 		r.site = append(r.site, rec.Site)
 		r.asset = append(r.asset, rec.Asset)
@@ -148,6 +189,7 @@ func (r *telemetryRows) add(rec *record.Record) {
 		}
 		r.late = append(r.late, late)
 	}
+	return outside
 }
 
 type eventRows struct {
@@ -155,22 +197,24 @@ type eventRows struct {
 	site, asset, typ, body []string
 	ts, received           []time.Time
 	tsMS                   []uint16
+	kpart                  []uint16
+	koffset                []uint64
 }
 
 func (r *eventRows) name() string { return schema.TableEvents }
 
 func (r *eventRows) columns() []string {
 	if r.legacy {
-		return []string{"site", "asset", "ts", "ts_ms", "type", "body", "received"}
+		return []string{"site", "asset", "ts", "ts_ms", "type", "body", "received", "kpart", "koffset"}
 	}
-	return []string{"site", "asset", "ts", "type", "body", "received"}
+	return []string{"site", "asset", "ts", "type", "body", "received", "kpart", "koffset"}
 }
 
 func (r *eventRows) values() []any {
 	if r.legacy {
-		return []any{r.site, r.asset, r.ts, r.tsMS, r.typ, r.body, r.received}
+		return []any{r.site, r.asset, r.ts, r.tsMS, r.typ, r.body, r.received, r.kpart, r.koffset}
 	}
-	return []any{r.site, r.asset, r.ts, r.typ, r.body, r.received}
+	return []any{r.site, r.asset, r.ts, r.typ, r.body, r.received, r.kpart, r.koffset}
 }
 
 func (r *eventRows) len() int { return len(r.site) }
@@ -178,12 +222,13 @@ func (r *eventRows) len() int { return len(r.site) }
 func (r *eventRows) reset() {
 	r.site, r.asset, r.typ, r.body = r.site[:0], r.asset[:0], r.typ[:0], r.body[:0]
 	r.ts, r.received, r.tsMS = r.ts[:0], r.received[:0], r.tsMS[:0]
+	r.kpart, r.koffset = r.kpart[:0], r.koffset[:0]
 }
 
 // add stores an event, status or reported record. Status records become
 // type "status" with the status word as body; reported state is kept as an
 // audit trail under type "reported".
-func (r *eventRows) add(rec *record.Record) {
+func (r *eventRows) add(rec *record.Record, part int32, offset int64) {
 	typ, body := rec.Event, string(rec.Body)
 	switch rec.Kind {
 	case record.KindStatus:
@@ -205,6 +250,8 @@ func (r *eventRows) add(rec *record.Record) {
 	r.typ = append(r.typ, typ)
 	r.body = append(r.body, body)
 	r.received = append(r.received, time.UnixMilli(rec.Received).UTC())
+	r.kpart = append(r.kpart, uint16(part))
+	r.koffset = append(r.koffset, uint64(offset))
 }
 
 type deadLetterRows struct {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,13 +22,7 @@ import (
 	"github.com/polis-platform/polis/storage/schema"
 )
 
-func TestMain(m *testing.M) { chtest.Main(m) }
-
-// eventually polls f every step until it holds or timeout passes.
-func eventually(t testing.TB, timeout, step time.Duration, f func() bool, format string, args ...any) {
-	t.Helper()
-	testutil.Eventually(t, timeout, step, f, format, args...)
-}
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(chtest.Runner(m)) }
 
 func testLogger() *slog.Logger {
 	if os.Getenv("POLIS_TEST_LOG") == "debug" {
@@ -53,7 +48,8 @@ func newEnv(t *testing.T, addr, db string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(kafka.TopicTelemetry))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(kafka.TopicTelemetry),
+		kgo.RecordPartitioner(kafka.SitePartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +69,13 @@ func (e *env) produce(t testing.TB, topic string, values ...[]byte) {
 	defer cancel()
 	rs := make([]*kgo.Record, len(values))
 	for i, v := range values {
-		rs[i] = &kgo.Record{Topic: topic, Value: v}
+		// Keyed by site like ingest does: a site's records stay in order
+		// in one partition, which the rollups rely on.
+		var site struct {
+			Site string `json:"site"`
+		}
+		_ = json.Unmarshal(v, &site)
+		rs[i] = &kgo.Record{Topic: topic, Key: []byte(site.Site), Value: v}
 	}
 	if err := e.prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 		t.Fatalf("cannot produce: %v", err)

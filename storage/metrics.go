@@ -9,6 +9,9 @@ import (
 
 type metrics struct {
 	rows         *prometheus.CounterVec // by table
+	rollupRows   *prometheus.CounterVec // by rollup table
+	unkeyed      prometheus.Counter
+	refused      *prometheus.CounterVec // by table
 	batchRows    prometheus.Histogram
 	flushSeconds prometheus.Histogram
 	insertErrors prometheus.Counter
@@ -23,6 +26,18 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "polis_storage_rows_refused_total",
+			Help: "Rows ClickHouse refused for good, by table: dead-lettered (reason storage_refused) so the partition moves on.",
+		}, []string{"table"}),
+		unkeyed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "polis_storage_rollup_unkeyed_points_total",
+			Help: "Points of a series found in another Kafka partition than the series' earlier points: their producer did not key records by site, and the rollups cannot tell their replays apart.",
+		}),
+		rollupRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "polis_storage_rollup_rows_written_total",
+			Help: "Rollup rows written, by table: one per series and bucket a batch changed (a row replaces the bucket's previous one).",
+		}, []string{"table"}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "polis_storage_rows_written_total", Help: "Rows ClickHouse accepted, by table.",
 		}, []string{"table"}),
@@ -54,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.rows, m.batchRows, m.flushSeconds, m.insertErrors, m.up, m.lag, m.consumed, m.skipped} {
+	for _, c := range []prometheus.Collector{m.rows, m.rollupRows, m.unkeyed, m.refused, m.batchRows, m.flushSeconds, m.insertErrors, m.up, m.lag, m.consumed, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			// One writer per registry: a second one collides here.
 			return nil, fmt.Errorf("cannot register storage metrics: %w", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
@@ -20,7 +21,7 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 
 	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, 100, base)...)
-	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 100 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 100 },
 		"committed before the outage; got %d", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, true); got != 200 {
 		t.Fatalf("unexpected rows before the outage; got %d; want 200", got)
@@ -30,7 +31,7 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.produce(t, kafka.TopicTelemetry, telemetry(t, 100, 150, base)...)
-	eventually(t, waitFor, step, func() bool {
+	testutil.Eventually(t, waitFor, step, func() bool {
 		return r.metric(t, "polis_storage_insert_errors_total") >= 2 && r.metric(t, "polis_storage_clickhouse_up") == 0
 	}, "insert errors while ClickHouse is down; errors %v", r.metric(t, "polis_storage_insert_errors_total"))
 	if got := e.committed(t, kafka.TopicTelemetry); got != 100 {
@@ -42,7 +43,7 @@ func TestWriter_ClickHouseOutage(t *testing.T) {
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 250 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 250 },
 		"committed after the outage; got %d", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, false); got != 500 {
 		t.Fatalf("unexpected rows after the outage; got %d; want 500 (lost or duplicated)", got)

@@ -26,17 +26,21 @@ func Count(ctx context.Context, conn driver.Conn, db, site string) (uint64, erro
 	if err := schema.ValidDatabase(db); err != nil {
 		return 0, err
 	}
-	q := "SELECT count() FROM " + db + "." + schema.TableTelemetry + " FINAL"
-	var args []any
-	if site != "" {
-		q += " WHERE site = ?"
-		args = append(args, site)
-	}
+	q, args := countSQL(db, site)
 	var n uint64
 	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("cannot count telemetry of %q: %w", site, err)
 	}
 	return n, nil
+}
+
+// countSQL is the query Count runs, with its arguments.
+func countSQL(db, site string) (string, []any) {
+	q := "SELECT count() FROM " + db + "." + schema.TableTelemetry + " FINAL"
+	if site == "" {
+		return q, nil
+	}
+	return q + " WHERE site = ?", []any{site}
 }
 
 // CountTable counts the rows of one of the schema's tables, with FINAL
@@ -98,17 +102,30 @@ type Bucket struct {
 	Last   float64   `ch:"last_value"` // value of the latest sample in the bucket
 }
 
-// Rollup reads merged buckets, ordered by series then time. The table keeps
-// partial aggregate states until merges catch up, so the -Merge combinators
-// and GROUP BY are what make the answer exact. (The aliases differ from the
-// column names: "minMerge(min) AS min" would make min refer to itself.)
+// Rollup reads buckets, ordered by series then time. The writer rewrites a
+// bucket's row as points arrive (schema: rollupTable), so FINAL is what
+// makes the answer the newest row of each bucket until merges catch up.
 func Rollup(ctx context.Context, conn driver.Conn, db string, res Resolution, q RollupQuery) ([]Bucket, error) {
 	if err := schema.ValidDatabase(db); err != nil {
 		return nil, err
 	}
-	table, err := res.table()
+	sql, args, err := rollupSQL(db, res, q)
 	if err != nil {
 		return nil, err
+	}
+	var out []Bucket
+	if err := conn.Select(ctx, &out, sql, args...); err != nil {
+		table, _ := res.table()
+		return nil, fmt.Errorf("cannot read %s.%s: %w", db, table, err)
+	}
+	return out, nil
+}
+
+// rollupSQL is the query Rollup runs, with its arguments.
+func rollupSQL(db string, res Resolution, q RollupQuery) (string, []any, error) {
+	table, err := res.table()
+	if err != nil {
+		return "", nil, err
 	}
 	var where []string
 	var args []any
@@ -127,16 +144,12 @@ func Rollup(ctx context.Context, conn driver.Conn, db string, res Resolution, q 
 		args = append(args, q.To.Unix())
 	}
 	sql := `SELECT site, asset, metric, bucket,
-    minMerge(min) AS min_value, maxMerge(max) AS max_value, avgMerge(avg) AS avg_value,
-    countMerge(count) AS samples, argMaxMerge(last) AS last_value
-FROM ` + db + `.` + table
+    min AS min_value, max AS max_value, if(count = 0, 0, sum / count) AS avg_value,
+    count AS samples, last AS last_value
+FROM ` + db + `.` + table + ` FINAL`
 	if len(where) > 0 {
 		sql += "\nWHERE " + strings.Join(where, " AND ")
 	}
-	sql += "\nGROUP BY site, asset, metric, bucket\nORDER BY site, asset, metric, bucket"
-	var out []Bucket
-	if err := conn.Select(ctx, &out, sql, args...); err != nil {
-		return nil, fmt.Errorf("cannot read %s.%s: %w", db, table, err)
-	}
-	return out, nil
+	sql += "\nORDER BY site, asset, metric, bucket"
+	return sql, args, nil
 }

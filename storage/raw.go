@@ -25,14 +25,8 @@ func Raw(ctx context.Context, conn driver.Conn, db string, f schema.Flavor, site
 	if err := schema.ValidDatabase(db); err != nil {
 		return nil, err
 	}
-	ms := "toUInt64(toUnixTimestamp(ts)) * 1000 + ts_ms"
-	if f == schema.Modern {
-		ms = "toUInt64(toUnixTimestamp64Milli(ts))"
-	}
-	sql := fmt.Sprintf(`SELECT %s AS t, value FROM %s.%s FINAL
-WHERE site = ? AND asset = ? AND metric = ? AND ts >= toDateTime(?) AND ts < toDateTime(?)
-ORDER BY t LIMIT %d`, ms, db, schema.TableTelemetry, maxRawSamples)
-	rows, err := conn.Query(ctx, sql, site, asset, metric, from.Unix(), to.Unix()+1)
+	sql, args := rawSQL(db, f, site, asset, metric, from, to)
+	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read raw telemetry: %w", err)
 	}
@@ -51,4 +45,21 @@ ORDER BY t LIMIT %d`, ms, db, schema.TableTelemetry, maxRawSamples)
 		out = append(out, Sample{TS: ts, Value: v})
 	}
 	return out, rows.Err()
+}
+
+// rawSQL is the query Raw runs, with its arguments: whole seconds around
+// [from, to), the milliseconds as t; Raw cuts the rest.
+func rawSQL(db string, f schema.Flavor, site, asset, metric string, from, to time.Time) (string, []any) {
+	sql := fmt.Sprintf(`SELECT %s AS t, value FROM %s.%s FINAL
+WHERE site = ? AND asset = ? AND metric = ? AND ts >= toDateTime(?) AND ts < toDateTime(?)
+ORDER BY t LIMIT %d`, unixMillis(f), db, schema.TableTelemetry, maxRawSamples)
+	return sql, []any{site, asset, metric, from.Unix(), to.Unix() + 1}
+}
+
+// unixMillis is ts in Unix milliseconds (UInt64) in flavor f's columns.
+func unixMillis(f schema.Flavor) string {
+	if f == schema.Modern {
+		return "toUInt64(toUnixTimestamp64Milli(ts))"
+	}
+	return "toUInt64(toUnixTimestamp(ts)) * 1000 + ts_ms"
 }

@@ -37,36 +37,7 @@ func Scan(ctx context.Context, conn driver.Conn, db string, f schema.Flavor, q S
 	if err := schema.ValidDatabase(db); err != nil {
 		return 0, err
 	}
-	if q.Limit <= 0 {
-		q.Limit = DefaultScanLimit
-	}
-	ms := "toUInt64(toUnixTimestamp(ts)) * 1000 + ts_ms"
-	if f == schema.Modern {
-		ms = "toUInt64(toUnixTimestamp64Milli(ts))"
-	}
-	where := []string{"ts >= toDateTime(?)", "ts < toDateTime(?)"}
-	args := []any{q.From.Unix(), q.To.Unix() + 1}
-	// One placeholder per value: a bound slice reaches 18.16 as an Array.
-	in := func(col string, vals []string) {
-		if len(vals) > 0 {
-			where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
-			for _, v := range vals {
-				args = append(args, v)
-			}
-		}
-	}
-	in("site", q.Sites)
-	in("metric", q.Metrics)
-	if len(q.AssetTypes) > 0 {
-		var or []string
-		for _, t := range q.AssetTypes {
-			or = append(or, "asset LIKE ?") // the prefix, with LIKE's wildcards escaped
-			args = append(args, strings.NewReplacer("%", "\\%", "_", "\\_").Replace(t)+"-%")
-		}
-		where = append(where, "("+strings.Join(or, " OR ")+")")
-	}
-	sql := fmt.Sprintf("SELECT site, asset, metric, %s AS t, value FROM %s.%s WHERE %s ORDER BY t LIMIT %d",
-		ms, db, schema.TableTelemetry, strings.Join(where, " AND "), q.Limit)
+	sql, args := scanSQL(db, f, q)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("cannot scan telemetry: %w", err)
@@ -92,4 +63,36 @@ func Scan(ctx context.Context, conn driver.Conn, db string, f schema.Flavor, q S
 		return n, fmt.Errorf("cannot scan telemetry: %w", err)
 	}
 	return n, nil
+}
+
+// scanSQL is the query Scan runs, with its arguments: whole seconds around
+// [From, To), the milliseconds as t; Scan cuts the rest.
+func scanSQL(db string, f schema.Flavor, q ScanQuery) (string, []any) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultScanLimit
+	}
+	where := []string{"ts >= toDateTime(?)", "ts < toDateTime(?)"}
+	args := []any{q.From.Unix(), q.To.Unix() + 1}
+	// One placeholder per value: a bound slice reaches 18.16 as an Array.
+	in := func(col string, vals []string) {
+		if len(vals) > 0 {
+			where = append(where, col+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")")
+			for _, v := range vals {
+				args = append(args, v)
+			}
+		}
+	}
+	in("site", q.Sites)
+	in("metric", q.Metrics)
+	if len(q.AssetTypes) > 0 {
+		var or []string
+		for _, t := range q.AssetTypes {
+			or = append(or, "asset LIKE ?") // the prefix, with LIKE's wildcards escaped
+			args = append(args, strings.NewReplacer("%", "\\%", "_", "\\_").Replace(t)+"-%")
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
+	}
+	sql := fmt.Sprintf("SELECT site, asset, metric, %s AS t, value FROM %s.%s WHERE %s ORDER BY t LIMIT %d",
+		unixMillis(f), db, schema.TableTelemetry, strings.Join(where, " AND "), q.Limit)
+	return sql, args
 }

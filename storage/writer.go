@@ -11,28 +11,47 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/polis-platform/polis/ingest/payload"
 	"github.com/polis-platform/polis/ingest/record"
+	"github.com/polis-platform/polis/internal/backoff"
+	"github.com/polis-platform/polis/internal/logthrottle"
 	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
 
-// Retry bounds while ClickHouse refuses a batch.
+// DefaultAddr is the ClickHouse native-protocol address the commands use
+// unless told otherwise.
+const DefaultAddr = "127.0.0.1:9000"
+
+// Defaults of WriterOptions, used for a zero field.
+const (
+	DefaultMaxRows         = 100000
+	DefaultMaxWait         = 500 * time.Millisecond
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Retry bounds while ClickHouse refuses a batch or does not answer.
 const (
 	retryMin = 100 * time.Millisecond
 	retryMax = 5 * time.Second
 	// attemptTimeout bounds one insert of a batch.
 	attemptTimeout = time.Minute
+	// skipLogEvery is how often a record that cannot be stored is logged.
+	skipLogEvery = 10 * time.Second
 )
 
 // WriterOptions configure a Writer.
@@ -40,19 +59,21 @@ type WriterOptions struct {
 	// Brokers are the Kafka seed addresses.
 	Brokers []string
 	// Conn is a clickhouse-go native connection; if nil, DSN is opened
-	// (clickhouse://127.0.0.1:9000) and closed by Close.
+	// (e.g. "clickhouse://" + DefaultAddr) and closed by Close.
 	Conn driver.Conn
 	DSN  string
-	// Database holding the schema (see storage/schema); default "polis".
+	// Database holding the schema (see storage/schema); default
+	// schema.DefaultDatabase.
 	Database string
 	// Flavor of the schema; zero detects it from the server when Run starts.
 	Flavor schema.Flavor
-	// MaxRows flushes a batch at this many rows (default 100000).
+	// MaxRows flushes a batch at this many rows (default DefaultMaxRows).
 	MaxRows int
-	// MaxWait flushes a batch this long after its first record (default 1s).
+	// MaxWait flushes a batch this long after its first record (default
+	// DefaultMaxWait).
 	MaxWait time.Duration
 	// ShutdownTimeout bounds the last flush and commit after ctx is
-	// cancelled (default 10s).
+	// cancelled (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// Registerer gets the storage_* metrics if non-nil.
@@ -67,7 +88,11 @@ type Writer struct {
 	log     *slog.Logger
 	m       *metrics
 	flavor  schema.Flavor
-	skipLog throttle
+	skipLog *logthrottle.Throttle
+	lost    *lostWatch
+	// rollups are the exact rollup tables (rollup.go), made once the
+	// flavor is known, before the consumer starts.
+	rollups []*rollup
 	// draining makes every poll flush and commit at once (shutdown);
 	// drainStart interrupts a poll waiting for MaxWait.
 	draining   atomic.Bool
@@ -99,25 +124,28 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("cannot create storage writer: unknown flavor %s", opts.Flavor)
 	}
 	if opts.MaxRows <= 0 {
-		opts.MaxRows = 100000
+		opts.MaxRows = DefaultMaxRows
 	}
 	if opts.MaxWait <= 0 {
-		opts.MaxWait = time.Second
+		opts.MaxWait = DefaultMaxWait
 	}
 	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
+		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{o: opts, conn: opts.Conn, flavor: opts.Flavor, log: opts.Logger.With("component", "storage")}
+	w := &Writer{o: opts, conn: opts.Conn, flavor: opts.Flavor, log: opts.Logger.With("component", "storage"),
+		skipLog: logthrottle.New(skipLogEvery)}
 	w.drainCtx, w.drainStart = context.WithCancel(context.Background())
-	w.skipLog.every = 10 * time.Second
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	w.m = m
+	if w.lost, err = newLostWatch(w.log, opts.Registerer); err != nil {
+		return nil, err
+	}
 	if w.conn == nil {
 		if opts.DSN == "" {
 			return nil, errors.New("cannot create storage writer: neither Conn nor DSN given")
@@ -156,28 +184,43 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err := w.detectFlavor(ctx); err != nil {
 		return nil // cancelled before ClickHouse answered: nothing polled
 	}
+	w.rollups = newRollups(w.flavor)
 	if err := Ping(ctx, w.conn); err != nil {
 		w.m.up.Set(0)
 		w.log.Warn("ClickHouse does not answer; consuming anyway, batches wait for it", "err", err)
 	} else {
 		w.m.up.Set(1)
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(w.o.Brokers...),
+	var client atomic.Pointer[kgo.Client] // for lostWatch.resume
+	cl, err := kafka.NewClient(w.o.Brokers, w.log,
 		kgo.ConsumerGroup(kafka.GroupStorage),
-		kgo.ConsumeTopics(kafka.TopicTelemetry, kafka.TopicEvents, kafka.TopicDeadLetter, kafka.TopicAlerts),
+		kgo.ConsumeTopics(storedTopics...),
+		// Where the group has no committed offset, and where retention
+		// deleted it (reported by lostWatch).
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(func(ctx context.Context, o map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			w.lost.resume(ctx, client.Load(), o)
+			return o, nil
+		}),
 		kgo.DisableAutoCommit(),
 		// Rebalances wait until the batch is committed, so a commit never
 		// lands on partitions this member no longer owns.
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { w.m.dropLag(r) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { w.m.dropLag(r) }),
-		kgo.WithLogger(kgoLogger{w.log}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			w.m.dropLag(r)
+			w.revokeRollups(r)
+			w.lost.forget(r)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			w.m.dropLag(r)
+			w.revokeRollups(r)
+			w.lost.forget(r)
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("cannot create Kafka consumer: %w", err)
 	}
+	client.Store(cl)
 	defer func() {
 		cl.AllowRebalance()
 		cl.Close()
@@ -222,6 +265,7 @@ func (w *Writer) loop(ctx context.Context, cl *kgo.Client) error {
 			}
 		})
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			w.lost.fetched(p)
 			if n := len(p.Records); n > 0 {
 				w.m.setLag(p.Topic, p.Partition, p.HighWatermark-p.Records[n-1].Offset-1)
 				w.m.consumed.WithLabelValues(p.Topic).Add(float64(n))
@@ -284,7 +328,7 @@ func (w *Writer) add(b *batch, kr *kgo.Record) {
 	if kr.Topic == kafka.TopicDeadLetter {
 		var d record.DeadLetter
 		if err := record.UnmarshalDeadLetter(kr.Value, &d); err != nil {
-			w.skip(kr, "decode", err)
+			w.skip(b, kr, "decode", err)
 			return
 		}
 		b.dl.add(&d)
@@ -293,7 +337,7 @@ func (w *Writer) add(b *batch, kr *kgo.Record) {
 	if kr.Topic == kafka.TopicAlerts {
 		var a record.AlertChange
 		if err := record.UnmarshalAlert(kr.Value, &a); err != nil {
-			w.skip(kr, "decode", err)
+			w.skip(b, kr, "decode", err)
 			return
 		}
 		b.al.add(&a)
@@ -301,29 +345,43 @@ func (w *Writer) add(b *batch, kr *kgo.Record) {
 	}
 	var r record.Record
 	if err := record.Unmarshal(kr.Value, &r); err != nil {
-		w.skip(kr, "decode", err)
+		w.skip(b, kr, "decode", err)
 		return
 	}
 	switch r.Kind {
 	case record.KindTelemetry:
-		b.tel.add(&r)
+		for _, p := range b.tel.add(&r, kr.Partition, kr.Offset) {
+			w.m.refused.WithLabelValues(schema.TableTelemetry).Inc()
+			body, _ := json.Marshal(p)
+			b.dl.add(&record.DeadLetter{Received: r.Received, Topic: kr.Topic, Reason: string(payload.CodeStorageRefused),
+				Message: fmt.Sprintf("partition %d offset %d: point time %d ms is outside what the telemetry table's time column holds",
+					kr.Partition, kr.Offset, p.TS), Site: r.Site, Asset: r.Asset, Payload: body})
+		}
 	case record.KindEvent, record.KindStatus, record.KindReported:
-		b.ev.add(&r)
+		b.ev.add(&r, kr.Partition, kr.Offset)
 	default:
-		w.skip(kr, "kind", fmt.Errorf("unknown record kind %q", r.Kind))
+		w.skip(b, kr, "kind", fmt.Errorf("unknown record kind %q", r.Kind))
 	}
 }
 
-func (w *Writer) skip(kr *kgo.Record, reason string, err error) {
+func (w *Writer) skip(b *batch, kr *kgo.Record, reason string, err error) {
 	w.m.skipped.WithLabelValues(reason).Inc()
-	if n, ok := w.skipLog.allow(time.Now()); ok {
+	// Nothing is dropped: the record goes to the dead-letter table as it was.
+	received := kr.Timestamp.UnixMilli()
+	if kr.Timestamp.IsZero() {
+		received = time.Now().UnixMilli()
+	}
+	b.dl.add(&record.DeadLetter{Received: received, Topic: kr.Topic, Reason: string(payload.CodeBadRecord),
+		Message: fmt.Sprintf("partition %d offset %d: %v", kr.Partition, kr.Offset, err), Site: string(kr.Key), Payload: kr.Value})
+	if n, ok := w.skipLog.Allow("skip"); ok {
 		w.log.Warn("skipping a record that cannot be stored", "topic", kr.Topic, "partition", kr.Partition,
 			"offset", kr.Offset, "err", err, "skipped_since_last_log", n)
 	}
 }
 
-// flush inserts the batch, retrying with capped exponential backoff until
-// ClickHouse accepts every table or ctx ends. Nothing is dropped.
+// flush inserts the batch, retrying with capped exponential backoff (with
+// jitter) until ClickHouse accepts every table or ctx ends. Nothing is
+// dropped.
 //
 // Cancelling ctx stops the retries but not an insert in flight (only ctx's
 // deadline or attemptTimeout does): an insert cut off after the server took
@@ -334,7 +392,7 @@ func (w *Writer) flush(ctx context.Context, b *batch) error {
 		return nil
 	}
 	began := time.Now()
-	delay := retryMin
+	bo := backoff.New(retryMin, retryMax, backoff.Equal)
 	for attempt := 1; ; attempt++ {
 		deadline := time.Now().Add(attemptTimeout)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -362,36 +420,103 @@ func (w *Writer) flush(ctx context.Context, b *batch) error {
 		} else {
 			w.log.Debug("insert retry failed", "attempt", attempt, "err", err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(ctx.Err(), err)
-		case <-t.C:
+		if cerr := bo.Wait(ctx); cerr != nil {
+			return errors.Join(cerr, err)
 		}
-		delay = min(delay*2, retryMax)
 	}
 }
 
-// insert sends every table not yet accepted in this batch.
+// insert sends every table not yet accepted in this batch, then the
+// rollup rows the batch changed (staged once, so a retry sends the same
+// rows), and moves those rows into the rollup cache.
 func (w *Writer) insert(ctx context.Context, b *batch) error {
-	for i, t := range b.tables {
-		if b.sent[i] || t.len() == 0 {
+	// Two passes: rows refused in a later table are dead-lettered into an
+	// earlier one (deadletter), which is then sent again; its copy collapses.
+	for range 2 {
+		for i, t := range b.tables {
+			if b.sent[i] || t.len() == 0 {
+				continue
+			}
+			if err := w.insertSplitting(ctx, t, 0, t.len(), func(row int, err error) { w.refuse(b, t, row, err) }); err != nil {
+				return err
+			}
+			b.sent[i] = true
+			w.m.rows.WithLabelValues(t.name()).Add(float64(t.len()))
+		}
+	}
+	if b.tel.len() == 0 {
+		return nil
+	}
+	if !b.staged {
+		for _, r := range w.rollups {
+			r.reset()
+			if err := r.stage(ctx, w.conn, w.o.Database, b.tel); err != nil {
+				return err
+			}
+		}
+		b.staged = true
+		clear(b.rollupSent[:])
+	}
+	for i, r := range w.rollups {
+		if b.rollupSent[i] || r.len() == 0 {
 			continue
 		}
-		if err := insertTable(ctx, w.conn, w.o.Database, t); err != nil {
+		if err := insertTable(ctx, w.conn, w.o.Database, r); err != nil {
 			return err
 		}
-		b.sent[i] = true
-		w.m.rows.WithLabelValues(t.name()).Add(float64(t.len()))
+		b.rollupSent[i] = true
+		w.m.rollupRows.WithLabelValues(r.name()).Add(float64(r.len()))
+	}
+	for _, r := range w.rollups {
+		if r.crossed > 0 {
+			w.m.unkeyed.Add(float64(r.crossed))
+			if n, ok := w.skipLog.Allow("unkeyed"); ok {
+				w.log.Warn("telemetry records not keyed by site: a series spans Kafka partitions, so its rollups may count replays twice",
+					"table", r.table, "points", r.crossed, "since_last_log", n)
+			}
+			r.crossed = 0
+		}
+		r.commit()
 	}
 	return nil
+}
+
+// refuse dead-letters row i of t, which ClickHouse refused for good.
+func (w *Writer) refuse(b *batch, t table, i int, err error) {
+	w.m.refused.WithLabelValues(t.name()).Inc()
+	if t == table(b.dl) {
+		w.log.Error("ClickHouse refused a dead letter; it is dropped", "err", err)
+		return
+	}
+	if t == table(b.tel) {
+		if b.tel.bad == nil {
+			b.tel.bad = map[int]bool{}
+		}
+		b.tel.bad[i] = true
+	}
+	b.dl.add(deadLetterRow(t, i, err))
+	for j, x := range b.tables {
+		if x == table(b.dl) {
+			b.sent[j] = false
+		}
+	}
+	if n, ok := w.skipLog.Allow("refused"); ok {
+		w.log.Warn("ClickHouse refused a row for good; it goes to the dead-letter table", "table", t.name(), "err", err, "since_last_log", n)
+	}
+}
+
+// revokeRollups forgets the cached rollup rows of telemetry partitions
+// another writer takes over.
+func (w *Writer) revokeRollups(revoked map[string][]int32) {
+	for _, r := range w.rollups {
+		r.revoke(revoked[kafka.TopicTelemetry])
+	}
 }
 
 // detectFlavor asks the server when the options did not say, retrying while
 // ClickHouse is unreachable. It fails only when ctx ends.
 func (w *Writer) detectFlavor(ctx context.Context) error {
-	delay := retryMin
+	bo := backoff.New(retryMin, retryMax, backoff.Equal)
 	for attempt := 1; w.flavor == 0; attempt++ {
 		f, err := schema.Detect(ctx, w.conn)
 		if err == nil {
@@ -403,47 +528,147 @@ func (w *Writer) detectFlavor(ctx context.Context) error {
 		if attempt == 1 {
 			w.log.Warn("cannot detect ClickHouse version; retrying", "err", err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := bo.Wait(ctx); err != nil {
+			return err
 		}
-		delay = min(delay*2, retryMax)
 	}
 	return nil
 }
 
-// throttle lets one log line through per period and counts the rest.
-type throttle struct {
-	every      time.Duration
-	last       time.Time
-	suppressed int
+// lostWatch notices records that Kafka's retention deleted before the
+// writer read them: they never reach ClickHouse, and nothing else would
+// say so (franz-go resets an offset out of range to the log start, by
+// ConsumeResetOffset, logging it at Info, or Warn while consuming). It
+// happens when the writer was stopped, or could not store (ClickHouse
+// down), for longer than the stream topics' retention.
+//
+// It keeps, per owned partition, the offset the writer reads next: the
+// group's committed offset when the partition is assigned, then one past
+// the last record polled. It reports a loss when the partition's log start
+// offset has moved past that offset:
+//
+//   - on assignment (resume), against the log start offsets it lists, so
+//     a writer restarted after retention says so at once;
+//   - on every poll (fetched), when the first record polled is past the
+//     offset expected and the fetch's log start offset is too: a loss at
+//     assignment the listing missed, or one while the writer was behind.
+//     A gap below the log start is something else (transaction markers,
+//     compaction) and is not reported.
+//
+// Each loss is logged at Error level with the topic, partition, committed
+// (or next) offset and log start offset, and counted in
+// polis_storage_records_lost_to_retention_total{topic} (in offsets, so a
+// transaction marker in the gap counts as a record). A partition reports
+// at most once per retention run of the broker.
+type lostWatch struct {
+	log   *slog.Logger
+	count *prometheus.CounterVec // by topic
+
+	mu   sync.Mutex
+	next map[string]map[int32]int64 // topic -> partition -> offset read next
 }
 
-func (t *throttle) allow(now time.Time) (suppressed int, ok bool) {
-	if !t.last.IsZero() && now.Sub(t.last) < t.every {
-		t.suppressed++
-		return 0, false
+func newLostWatch(log *slog.Logger, reg prometheus.Registerer) (*lostWatch, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "polis_storage_records_lost_to_retention_total",
+		Help: "Records Kafka's retention deleted before the storage writer stored them, by topic (offsets skipped).",
+	}, []string{"topic"})
+	for _, t := range storedTopics {
+		c.WithLabelValues(t) // present at 0, for alerts on increase()
 	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	return n, true
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("cannot register storage metrics: %w", err)
+		}
+	}
+	return &lostWatch{log: log, count: c, next: map[string]map[int32]int64{}}, nil
 }
 
-// kgoLogger forwards franz-go's warnings and errors to slog.
-type kgoLogger struct{ l *slog.Logger }
-
-func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		k.l.Error(msg, kv...)
-	case kgo.LogLevelWarn:
-		k.l.Warn(msg, kv...)
-	default:
-		k.l.Debug(msg, kv...)
+// resume notes the committed offsets the group resumes newly assigned
+// partitions from (kgo.AdjustFetchOffsetsFn) and compares them with the
+// partitions' log start offsets. A partition without a committed offset
+// (the reset offset, negative) has nothing to lose. A failed listing is
+// logged and left to fetched.
+func (lw *lostWatch) resume(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.Offset) {
+	var topics []string
+	lw.mu.Lock()
+	for t, ps := range offsets {
+		listed := false
+		for p, o := range ps {
+			if at := o.EpochOffset().Offset; at >= 0 {
+				lw.setLocked(t, p, at)
+				if !listed {
+					topics, listed = append(topics, t), true
+				}
+			}
+		}
 	}
+	lw.mu.Unlock()
+	if len(topics) == 0 || cl == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topics...)
+	if err != nil {
+		lw.log.Warn("cannot list log start offsets to check the committed offsets against retention; checking as records arrive", "err", err)
+		return
+	}
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	starts.Each(func(s kadm.ListedOffset) {
+		if s.Err != nil {
+			return
+		}
+		if next, ok := lw.next[s.Topic][s.Partition]; ok && s.Offset > next {
+			lw.reportLocked(s.Topic, s.Partition, "committed_offset", next, s.Offset)
+		}
+	})
+}
+
+// fetched checks one polled partition against the offset expected next,
+// and moves that offset past the records polled.
+func (lw *lostWatch) fetched(p kgo.FetchTopicPartition) {
+	n := len(p.Records)
+	if n == 0 {
+		return
+	}
+	first := p.Records[0].Offset
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if next, ok := lw.next[p.Topic][p.Partition]; ok && first > next && p.LogStartOffset > next {
+		lw.reportLocked(p.Topic, p.Partition, "next_offset", next, min(first, p.LogStartOffset))
+	}
+	lw.setLocked(p.Topic, p.Partition, p.Records[n-1].Offset+1)
+}
+
+// forget drops partitions this member no longer owns.
+func (lw *lostWatch) forget(revoked map[string][]int32) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	for t, ps := range revoked {
+		for _, p := range ps {
+			delete(lw.next[t], p)
+		}
+	}
+}
+
+func (lw *lostWatch) setLocked(topic string, partition int32, next int64) {
+	ps := lw.next[topic]
+	if ps == nil {
+		ps = map[int32]int64{}
+		lw.next[topic] = ps
+	}
+	ps[partition] = next
+}
+
+// reportLocked logs and counts the offsets [from, logStart) as lost, and
+// moves the partition's next offset to logStart.
+func (lw *lostWatch) reportLocked(topic string, partition int32, fromName string, from, logStart int64) {
+	lost := logStart - from
+	lw.count.WithLabelValues(topic).Add(float64(lost))
+	lw.next[topic][partition] = logStart
+	lw.log.Error("Kafka retention deleted records before the storage writer stored them: they are not in ClickHouse "+
+		"(keep the stream topics longer than the writer may be stopped or ClickHouse down)",
+		"topic", topic, "partition", partition, fromName, from, "log_start_offset", logStart, "lost", lost)
 }

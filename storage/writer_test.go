@@ -3,13 +3,13 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/polis-platform/polis/ingest/record"
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/storage/schema"
 )
@@ -81,15 +81,15 @@ func TestWriter_Telemetry(t *testing.T) {
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 100 * time.Millisecond})
 
 	const rows = 1200
-	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == rows },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == rows },
 		"telemetry rows; last count %d", e.count(t, schema.TableTelemetry, true))
 	if n := e.count(t, schema.TableTelemetry, false); n != rows {
 		t.Fatalf("unexpected stored rows; got %d; want %d (duplicates?)", n, rows)
 	}
-	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 601 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 601 },
 		"committed offsets; got %d; want 601", e.committed(t, kafka.TopicTelemetry))
 	for name, want := range map[string]float64{
-		"polis_storage_rows_written_total":     rows,
+		"polis_storage_rows_written_total":     rows + 1, // and the undecodable record, dead-lettered
 		"polis_storage_records_consumed_total": 601,
 		"polis_storage_records_skipped_total":  1,
 		"polis_storage_clickhouse_up":          1,
@@ -161,14 +161,23 @@ func TestWriter_SubSecond(t *testing.T) {
 	}
 	e.produce(t, kafka.TopicTelemetry, values...)
 	e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
-	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 4 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 4 },
 		"4 rows in one second; got %d", e.count(t, schema.TableTelemetry, true))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bs, err := Rollup(ctx, e.conn, e.db, Minute, RollupQuery{Site: "CW-RM-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The raw rows can be seen a moment before the rollup view's.
+	var bs []Bucket
+	testutil.Eventually(t, waitFor, step, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		if bs, err = Rollup(ctx, e.conn, e.db, Minute, RollupQuery{Site: "CW-RM-1"}); err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, b := range bs {
+			n += b.Count
+		}
+		return n == 4
+	}, "4 rows in the minute rollup; got %v", testutil.Lazy(func() any { return bs }))
 	if len(bs) != 1 || bs[0].Last != 999 || bs[0].Count != 4 || bs[0].Min != 0 || bs[0].Max != 999 {
 		t.Fatalf("unexpected rollup: %+v", bs)
 	}
@@ -200,13 +209,14 @@ func TestWriter_EventsAndDeadLetter(t *testing.T) {
 		}
 		dls = append(dls, b)
 	}
-	dls = append(dls, []byte(`{"received":1}`)) // no reason: skipped
+	dls = append(dls, []byte(`{"received":1}`)) // no reason: dead-lettered itself, as bad_record
 	e.produce(t, kafka.TopicDeadLetter, dls...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
 
-	eventually(t, waitFor, step, func() bool {
-		return e.count(t, schema.TableEvents, true) == 2 && e.count(t, schema.TableDeadLetter, true) == 3
-	}, "events %d/2, dead letters %d/3", e.count(t, schema.TableEvents, true), e.count(t, schema.TableDeadLetter, true))
+	testutil.Eventually(t, waitFor, step, func() bool {
+		return e.count(t, schema.TableEvents, true) == 2 && e.count(t, schema.TableDeadLetter, true) == 4
+	}, "events %v/2, dead letters %v/4", testutil.Lazy(func() any { return e.count(t, schema.TableEvents, true) }),
+		testutil.Lazy(func() any { return e.count(t, schema.TableDeadLetter, true) }))
 	if got := r.metric(t, "polis_storage_records_skipped_total"); got != 1 {
 		t.Fatalf("unexpected skipped; got %v; want 1", got)
 	}
@@ -238,6 +248,12 @@ func TestWriter_EventsAndDeadLetter(t *testing.T) {
 	if dl.Payload != string(raw) || dl.Site != "PO-058091-1" || !strings.HasPrefix(dl.Topic, "polis/v1/") {
 		t.Fatalf("unexpected dead letter: %+v", dl)
 	}
+	if err := e.conn.QueryRow(ctx, "SELECT topic, reason, payload, site FROM "+e.db+".deadletter WHERE reason = 'bad_record'").ScanStruct(&dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl.Payload != `{"received":1}` || dl.Topic != kafka.TopicDeadLetter {
+		t.Fatalf("unexpected dead letter of the undecodable record: %+v", dl)
+	}
 }
 
 // A flush happens at MaxRows without waiting for MaxWait; what is left when
@@ -248,7 +264,7 @@ func TestWriter_FlushOnSizeAndShutdown(t *testing.T) {
 	const n = 105 // records, 2 rows each
 	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, n, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxRows: 10, MaxWait: time.Hour})
-	eventually(t, waitFor, step, func() bool {
+	testutil.Eventually(t, waitFor, step, func() bool {
 		return r.metric(t, "polis_storage_records_consumed_total") == n && e.count(t, schema.TableTelemetry, true) >= 2*n-20
 	}, "size-triggered flushes; consumed %v, rows %d", r.metric(t, "polis_storage_records_consumed_total"), e.count(t, schema.TableTelemetry, true))
 	if err := r.stop(t); err != nil {
@@ -269,7 +285,7 @@ func TestWriter_RestartResumes(t *testing.T) {
 	base := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
 	e.produce(t, kafka.TopicTelemetry, telemetry(t, 0, 200, base)...)
 	r := e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond, Flavor: schema.Legacy})
-	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 400 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 400 },
 		"first writer's rows; got %d", e.count(t, schema.TableTelemetry, true))
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -279,7 +295,7 @@ func TestWriter_RestartResumes(t *testing.T) {
 	// The second writer opens its own connection from a DSN.
 	r2 := e.startWriter(t, nil, WriterOptions{DSN: "clickhouse://" + addr, MaxWait: 50 * time.Millisecond})
 	defer r2.w.Close()
-	eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 300 },
+	testutil.Eventually(t, waitFor, step, func() bool { return e.committed(t, kafka.TopicTelemetry) == 300 },
 		"committed offsets; got %d; want 300", e.committed(t, kafka.TopicTelemetry))
 	if got := e.count(t, schema.TableTelemetry, false); got != 600 {
 		t.Fatalf("unexpected rows as stored; got %d; want 600 (lost or duplicated)", got)
@@ -305,20 +321,6 @@ func TestNewWriter_Failure(t *testing.T) {
 	f(WriterOptions{Brokers: brokers, DSN: "://"}, "cannot parse ClickHouse DSN")
 }
 
-func TestThrottle(t *testing.T) {
-	var th throttle
-	th.every = time.Second
-	now := time.Unix(0, 0)
-	var got []string
-	for i := range 5 {
-		n, ok := th.allow(now.Add(time.Duration(i) * 400 * time.Millisecond))
-		got = append(got, fmt.Sprintf("%v/%d", ok, n))
-	}
-	if want := "true/0 false/0 false/0 true/2 false/0"; strings.Join(got, " ") != want {
-		t.Fatalf("unexpected throttling; got %s; want %s", strings.Join(got, " "), want)
-	}
-}
-
 func TestRaw_ReadsOneSeriesInOrder(t *testing.T) {
 	addr := chtest.Shared(t)
 	e := newEnv(t, addr, chtest.Database(t, addr))
@@ -334,7 +336,7 @@ func TestRaw_ReadsOneSeriesInOrder(t *testing.T) {
 	}
 	e.produce(t, kafka.TopicTelemetry, values...)
 	e.startWriter(t, e.conn, WriterOptions{MaxWait: 50 * time.Millisecond})
-	eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 10 }, "10 rows stored")
+	testutil.Eventually(t, waitFor, step, func() bool { return e.count(t, schema.TableTelemetry, true) == 10 }, "10 rows stored")
 	got, err := Raw(context.Background(), e.conn, e.db, schema.Legacy, "PO-001001-1", "env-1", "temp_c", base.Add(500*time.Millisecond), base.Add(2*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,8 @@ func requireCode(t *testing.T, err error, want Code) {
 
 func TestCodes(t *testing.T) {
 	seen := map[Code]bool{}
-	for _, c := range Codes() {
+	for _, r := range Catalogue() {
+		c := r.Code
 		if c == "" || seen[c] {
 			t.Fatalf("code %q is empty or repeated", c)
 		}
@@ -63,10 +64,33 @@ func TestCodes(t *testing.T) {
 				t.Fatalf("code %q is not snake_case", c)
 			}
 		}
+		if r.Meaning == "" {
+			t.Fatalf("code %q has no meaning", c)
+		}
 	}
-	if len(seen) != 14 {
-		t.Fatalf("unexpected number of codes; got %d; want 14", len(seen))
+	codes := Codes()
+	if len(codes) != len(seen) {
+		t.Fatalf("Codes() has %d codes; the catalogue %d", len(codes), len(seen))
 	}
+	for _, c := range codes {
+		if !seen[c] {
+			t.Fatalf("Codes() has %q, which is not in the catalogue", c)
+		}
+	}
+	if n, d := len(seen), len(decoderCodes()); n != 20 || d != 14 {
+		t.Fatalf("unexpected number of codes; got %d (%d of the decoders); want 20 (14)", n, d)
+	}
+}
+
+// decoderCodes are the codes of the catalogue this package's decoders give.
+func decoderCodes() []Code {
+	var out []Code
+	for _, r := range Catalogue() {
+		if r.Stage == StageDecode {
+			out = append(out, r.Code)
+		}
+	}
+	return out
 }
 
 func TestError(t *testing.T) {

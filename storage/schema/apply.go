@@ -74,6 +74,11 @@ func ApplyWith(ctx context.Context, conn driver.Conn, db string, o Options) (app
 				return applied, fmt.Errorf("cannot apply migration %d (%s) to %s: %w", m.Version, m.Name, db, err)
 			}
 		}
+		if m.Upgrade != nil {
+			if err := m.Upgrade(ctx, conn, dialect{f: f, db: db, o: o.withDefaults()}); err != nil {
+				return applied, fmt.Errorf("cannot apply migration %d (%s) to %s: %w", m.Version, m.Name, db, err)
+			}
+		}
 		if err := record(ctx, conn, db, m); err != nil {
 			return applied, err
 		}
@@ -90,7 +95,7 @@ func AppliedVersions(ctx context.Context, conn driver.Conn, db string) ([]int, e
 	var rows []struct {
 		Version uint32 `ch:"version"`
 	}
-	if err := conn.Select(ctx, &rows, "SELECT DISTINCT version FROM "+db+"."+TableMigrations+" ORDER BY version"); err != nil {
+	if err := conn.Select(ctx, &rows, AppliedVersionsSQL(db)); err != nil {
 		return nil, fmt.Errorf("cannot read applied migrations of %s: %w", db, err)
 	}
 	out := make([]int, len(rows))
@@ -98,6 +103,17 @@ func AppliedVersions(ctx context.Context, conn driver.Conn, db string) ([]int, e
 		out[i] = int(r.Version)
 	}
 	return out, nil
+}
+
+// AppliedVersionsSQL is the query AppliedVersions runs.
+func AppliedVersionsSQL(db string) string {
+	return "SELECT DISTINCT version FROM " + db + "." + TableMigrations + " ORDER BY version"
+}
+
+// RecordSQL is the INSERT that records an applied migration, with the
+// columns version (UInt32), name and applied_at, in that order.
+func RecordSQL(db string) string {
+	return "INSERT INTO " + db + "." + TableMigrations + " (version, name, applied_at)"
 }
 
 func appliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
@@ -115,7 +131,7 @@ func appliedVersions(ctx context.Context, conn driver.Conn, db string) (map[int]
 // record writes one ledger row. A batch, not INSERT ... VALUES through Exec:
 // 18.16 waits for data blocks after such an INSERT and the call hangs.
 func record(ctx context.Context, conn driver.Conn, db string, m Migration) error {
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+"."+TableMigrations+" (version, name, applied_at)")
+	b, err := conn.PrepareBatch(ctx, RecordSQL(db))
 	if err != nil {
 		return fmt.Errorf("cannot record migration %d: %w", m.Version, err)
 	}

@@ -1,11 +1,14 @@
 package schema
 
 import (
+	"context"
 	"fmt"
 	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// DefaultDatabase is the database of DESIGN.md.
+// DefaultDatabase is the database of docs/design.md.
 const DefaultDatabase = "polis"
 
 // Table names.
@@ -48,6 +51,10 @@ type Migration struct {
 	Version    int
 	Name       string
 	Statements []string
+	// Upgrade, if set, runs after Statements: a step that inspects the
+	// database (an upgrade of data made by an older release). It must be
+	// safe to run again after an interruption.
+	Upgrade func(ctx context.Context, conn driver.Conn, d dialect) error
 }
 
 // Migrations returns the schema of flavor f for database db, in order.
@@ -58,16 +65,30 @@ func Migrations(f Flavor, db string, o Options) []Migration {
 		{Version: 1, Name: "telemetry", Statements: []string{d.telemetry()}},
 		{Version: 2, Name: "telemetry_rollups", Statements: []string{
 			d.rollupTable(TableTelemetry1m, "toYYYYMM(bucket)"),
-			d.rollupView(TableTelemetry1m, "toStartOfMinute"),
 			d.rollupTable(TableTelemetry1h, "toYear(bucket)"),
-			d.rollupView(TableTelemetry1h, "toStartOfHour"),
 		}},
 		{Version: 3, Name: "events", Statements: []string{d.events()}},
 		{Version: 4, Name: "deadletter", Statements: []string{d.deadLetter()}},
 		{Version: 5, Name: "lifecycle_events", Statements: []string{d.lifecycle()}},
 		{Version: 6, Name: "twin_snapshots", Statements: []string{d.snapshots()}},
 		{Version: 7, Name: "alerts", Statements: []string{d.alerts()}},
+		// A database made before point identity (its telemetry merged
+		// distinct points that shared a millisecond, its rollups counted
+		// re-inserts twice) is rebuilt by upgradeIdentity; a new one
+		// already has the shapes above and only records the version.
+		{Version: 8, Name: "point_identity", Upgrade: upgradeIdentity},
 	}
+}
+
+// Statements returns every statement Apply runs for flavor f on an empty
+// database db, in order: the bootstrap (database and ledger), then each
+// migration's. Apply also records each migration in the ledger (RecordSQL).
+func Statements(f Flavor, db string, o Options) []string {
+	out := bootstrap(db)
+	for _, m := range Migrations(f, db, o) {
+		out = append(out, m.Statements...)
+	}
+	return out
 }
 
 // bootstrap creates the database and the migrations ledger; it runs before
@@ -99,6 +120,9 @@ func SQL(f Flavor, db string, o Options) string {
 	}
 	for _, m := range Migrations(f, db, o) {
 		fmt.Fprintf(&b, "-- migration %d: %s\n", m.Version, m.Name)
+		if m.Upgrade != nil {
+			b.WriteString("-- (an upgrade of data made by an older release: storage/schema/upgrade.go)\n\n")
+		}
 		for _, s := range m.Statements {
 			b.WriteString(s + ";\n\n")
 		}
@@ -162,8 +186,12 @@ func (d dialect) msKey(name string) string {
 	return ", " + name + "_ms"
 }
 
-// telemetry is the raw table. ReplacingMergeTree: delivery is at-least-once,
-// and an identical re-insert collapses on merge; exact counts need FINAL.
+// telemetry is the raw table. Every point has an identity of its own:
+// where it came from in Kafka (partition, offset, index within the
+// record), last in the sorting key. An at-least-once re-insert of the same
+// record collapses (ReplacingMergeTree; exact counts need FINAL before
+// merges), while two different points never do, even in the same
+// millisecond or with the same explicit timestamp.
 func (d dialect) telemetry() string {
 	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + TableTelemetry + `
 (
@@ -173,11 +201,14 @@ func (d dialect) telemetry() string {
     ts ` + d.time("DoubleDelta, ZSTD(1)") + `,` + d.msColumn("ts") + `
     value Float64` + d.codec("Gorilla, ZSTD(1)") + `,
     received ` + d.time("Delta, ZSTD(1)") + `,
-    late UInt8` + d.codec("ZSTD(1)") + `
+    late UInt8` + d.codec("ZSTD(1)") + `,
+    kpart UInt16` + d.codec("ZSTD(1)") + `,
+    koffset UInt64` + d.codec("Delta, ZSTD(1)") + `,
+    kidx UInt16` + d.codec("ZSTD(1)") + `
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, metric, ts` + d.msKey("ts") + `)` + d.ttl("ts", d.o.RetentionDays)
+ORDER BY (site, asset, metric, ts` + d.msKey("ts") + `, koffset, kidx)` + d.ttl("ts", d.o.RetentionDays)
 }
 
 // lastKey orders samples for argMax: the full millisecond time.
@@ -188,6 +219,13 @@ func (d dialect) lastKey() (typ, expr string) {
 	return "UInt64", "toUInt64(ts) * 1000 + ts_ms"
 }
 
+// rollupTable is a rollup the storage writer keeps exact: one row per
+// series and bucket with plain aggregates and upto, the Kafka position
+// (offset<<16 | index) of the newest point it includes. The writer merges a
+// point only if it is newer than upto and writes the whole row again, so a
+// batch inserted twice, or replayed after a crash, counts once; the newest
+// row wins (ReplacingMergeTree(upto)): read with FINAL. avg is sum/count;
+// seen is the newest arrival time (ms) merged (see storage/rollup.go).
 func (d dialect) rollupTable(name, partition string) string {
 	typ, _ := d.lastKey()
 	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + name + `
@@ -196,40 +234,24 @@ func (d dialect) rollupTable(name, partition string) string {
     asset ` + d.label() + `,
     metric ` + d.label() + `,
     bucket DateTime('UTC')` + d.codec("DoubleDelta, ZSTD(1)") + `,
-    min AggregateFunction(min, Float64),
-    max AggregateFunction(max, Float64),
-    avg AggregateFunction(avg, Float64),
-    count AggregateFunction(count),
-    last AggregateFunction(argMax, Float64, ` + typ + `)
+    min Float64,
+    max Float64,
+    sum Float64,
+    count UInt64,
+    last Float64,
+    last_ts ` + typ + `,
+    kpart UInt16,
+    upto UInt64,
+    seen UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = ReplacingMergeTree(upto)
 PARTITION BY ` + partition + `
 ORDER BY (site, asset, metric, bucket)`
 }
 
-// rollupView feeds a rollup from every insert into telemetry. It sees
-// inserted blocks, not merges: a duplicate delivery counts twice here even
-// though the raw table collapses it (see package storage).
-func (d dialect) rollupView(table, startOf string) string {
-	_, key := d.lastKey()
-	return `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + d.db + `.` + table + `_mv TO ` + d.db + `.` + table + `
-AS SELECT
-    site,
-    asset,
-    metric,
-    ` + startOf + `(toDateTime(ts)) AS bucket,
-    minState(value) AS min,
-    maxState(value) AS max,
-    avgState(value) AS avg,
-    countState() AS count,
-    argMaxState(value, ` + key + `) AS last
-FROM ` + d.db + `.` + TableTelemetry + `
-GROUP BY site, asset, metric, bucket`
-}
-
-// events holds event and status records. The body hash is in the key so two
-// different events in the same millisecond both stay, while a re-delivered
-// one collapses.
+// events holds event and status records, identified like telemetry by
+// their Kafka position: two different events in the same millisecond both
+// stay, while a re-delivered one collapses.
 func (d dialect) events() string {
 	return `CREATE TABLE IF NOT EXISTS ` + d.db + `.` + TableEvents + `
 (
@@ -238,11 +260,13 @@ func (d dialect) events() string {
     ts ` + d.time("DoubleDelta, ZSTD(1)") + `,` + d.msColumn("ts") + `
     type ` + d.label() + `,
     body String` + d.codec("ZSTD(3)") + `,
-    received ` + d.time("Delta, ZSTD(1)") + `
+    received ` + d.time("Delta, ZSTD(1)") + `,
+    kpart UInt16,
+    koffset UInt64` + d.codec("Delta, ZSTD(1)") + `
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, ts` + d.msKey("ts") + `, type, cityHash64(body))` + d.ttl("ts", d.o.RetentionDays)
+ORDER BY (site, asset, ts` + d.msKey("ts") + `, type, koffset)` + d.ttl("ts", d.o.RetentionDays)
 }
 
 // deadLetter keeps what ingest refused, raw payload included.

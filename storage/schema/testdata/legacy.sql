@@ -23,11 +23,14 @@ CREATE TABLE IF NOT EXISTS polis.telemetry
     ts_ms UInt16,
     value Float64,
     received DateTime('UTC'),
-    late UInt8
+    late UInt8,
+    kpart UInt16,
+    koffset UInt64,
+    kidx UInt16
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, metric, ts, ts_ms);
+ORDER BY (site, asset, metric, ts, ts_ms, koffset, kidx);
 
 -- migration 2: telemetry_rollups
 CREATE TABLE IF NOT EXISTS polis.telemetry_1m
@@ -36,29 +39,19 @@ CREATE TABLE IF NOT EXISTS polis.telemetry_1m
     asset String,
     metric String,
     bucket DateTime('UTC'),
-    min AggregateFunction(min, Float64),
-    max AggregateFunction(max, Float64),
-    avg AggregateFunction(avg, Float64),
-    count AggregateFunction(count),
-    last AggregateFunction(argMax, Float64, UInt64)
+    min Float64,
+    max Float64,
+    sum Float64,
+    count UInt64,
+    last Float64,
+    last_ts UInt64,
+    kpart UInt16,
+    upto UInt64,
+    seen UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = ReplacingMergeTree(upto)
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (site, asset, metric, bucket);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS polis.telemetry_1m_mv TO polis.telemetry_1m
-AS SELECT
-    site,
-    asset,
-    metric,
-    toStartOfMinute(toDateTime(ts)) AS bucket,
-    minState(value) AS min,
-    maxState(value) AS max,
-    avgState(value) AS avg,
-    countState() AS count,
-    argMaxState(value, toUInt64(ts) * 1000 + ts_ms) AS last
-FROM polis.telemetry
-GROUP BY site, asset, metric, bucket;
 
 CREATE TABLE IF NOT EXISTS polis.telemetry_1h
 (
@@ -66,29 +59,19 @@ CREATE TABLE IF NOT EXISTS polis.telemetry_1h
     asset String,
     metric String,
     bucket DateTime('UTC'),
-    min AggregateFunction(min, Float64),
-    max AggregateFunction(max, Float64),
-    avg AggregateFunction(avg, Float64),
-    count AggregateFunction(count),
-    last AggregateFunction(argMax, Float64, UInt64)
+    min Float64,
+    max Float64,
+    sum Float64,
+    count UInt64,
+    last Float64,
+    last_ts UInt64,
+    kpart UInt16,
+    upto UInt64,
+    seen UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = ReplacingMergeTree(upto)
 PARTITION BY toYear(bucket)
 ORDER BY (site, asset, metric, bucket);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS polis.telemetry_1h_mv TO polis.telemetry_1h
-AS SELECT
-    site,
-    asset,
-    metric,
-    toStartOfHour(toDateTime(ts)) AS bucket,
-    minState(value) AS min,
-    maxState(value) AS max,
-    avgState(value) AS avg,
-    countState() AS count,
-    argMaxState(value, toUInt64(ts) * 1000 + ts_ms) AS last
-FROM polis.telemetry
-GROUP BY site, asset, metric, bucket;
 
 -- migration 3: events
 CREATE TABLE IF NOT EXISTS polis.events
@@ -99,11 +82,13 @@ CREATE TABLE IF NOT EXISTS polis.events
     ts_ms UInt16,
     type String,
     body String,
-    received DateTime('UTC')
+    received DateTime('UTC'),
+    kpart UInt16,
+    koffset UInt64
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, ts, ts_ms, type, cityHash64(body));
+ORDER BY (site, asset, ts, ts_ms, type, koffset);
 
 -- migration 4: deadletter
 CREATE TABLE IF NOT EXISTS polis.deadletter
@@ -175,3 +160,6 @@ CREATE TABLE IF NOT EXISTS polis.alerts
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (site, asset, rule_id, fingerprint, ts, ts_ms, kind);
+
+-- migration 8: point_identity
+-- (an upgrade of data made by an older release: storage/schema/upgrade.go)

@@ -22,11 +22,14 @@ CREATE TABLE IF NOT EXISTS polis.telemetry
     ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     value Float64 CODEC(Gorilla, ZSTD(1)),
     received DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
-    late UInt8 CODEC(ZSTD(1))
+    late UInt8 CODEC(ZSTD(1)),
+    kpart UInt16 CODEC(ZSTD(1)),
+    koffset UInt64 CODEC(Delta, ZSTD(1)),
+    kidx UInt16 CODEC(ZSTD(1))
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, metric, ts)
+ORDER BY (site, asset, metric, ts, koffset, kidx)
 TTL toDateTime(ts) + INTERVAL 400 DAY
 SETTINGS ttl_only_drop_parts = 1;
 
@@ -37,29 +40,19 @@ CREATE TABLE IF NOT EXISTS polis.telemetry_1m
     asset LowCardinality(String),
     metric LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
-    min AggregateFunction(min, Float64),
-    max AggregateFunction(max, Float64),
-    avg AggregateFunction(avg, Float64),
-    count AggregateFunction(count),
-    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))
+    min Float64,
+    max Float64,
+    sum Float64,
+    count UInt64,
+    last Float64,
+    last_ts DateTime64(3, 'UTC'),
+    kpart UInt16,
+    upto UInt64,
+    seen UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = ReplacingMergeTree(upto)
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (site, asset, metric, bucket);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS polis.telemetry_1m_mv TO polis.telemetry_1m
-AS SELECT
-    site,
-    asset,
-    metric,
-    toStartOfMinute(toDateTime(ts)) AS bucket,
-    minState(value) AS min,
-    maxState(value) AS max,
-    avgState(value) AS avg,
-    countState() AS count,
-    argMaxState(value, ts) AS last
-FROM polis.telemetry
-GROUP BY site, asset, metric, bucket;
 
 CREATE TABLE IF NOT EXISTS polis.telemetry_1h
 (
@@ -67,29 +60,19 @@ CREATE TABLE IF NOT EXISTS polis.telemetry_1h
     asset LowCardinality(String),
     metric LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
-    min AggregateFunction(min, Float64),
-    max AggregateFunction(max, Float64),
-    avg AggregateFunction(avg, Float64),
-    count AggregateFunction(count),
-    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))
+    min Float64,
+    max Float64,
+    sum Float64,
+    count UInt64,
+    last Float64,
+    last_ts DateTime64(3, 'UTC'),
+    kpart UInt16,
+    upto UInt64,
+    seen UInt64
 )
-ENGINE = AggregatingMergeTree()
+ENGINE = ReplacingMergeTree(upto)
 PARTITION BY toYear(bucket)
 ORDER BY (site, asset, metric, bucket);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS polis.telemetry_1h_mv TO polis.telemetry_1h
-AS SELECT
-    site,
-    asset,
-    metric,
-    toStartOfHour(toDateTime(ts)) AS bucket,
-    minState(value) AS min,
-    maxState(value) AS max,
-    avgState(value) AS avg,
-    countState() AS count,
-    argMaxState(value, ts) AS last
-FROM polis.telemetry
-GROUP BY site, asset, metric, bucket;
 
 -- migration 3: events
 CREATE TABLE IF NOT EXISTS polis.events
@@ -99,11 +82,13 @@ CREATE TABLE IF NOT EXISTS polis.events
     ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     type LowCardinality(String),
     body String CODEC(ZSTD(3)),
-    received DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))
+    received DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    kpart UInt16,
+    koffset UInt64 CODEC(Delta, ZSTD(1))
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
-ORDER BY (site, asset, ts, type, cityHash64(body))
+ORDER BY (site, asset, ts, type, koffset)
 TTL toDateTime(ts) + INTERVAL 400 DAY
 SETTINGS ttl_only_drop_parts = 1;
 
@@ -177,3 +162,6 @@ CREATE TABLE IF NOT EXISTS polis.alerts
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (site, asset, rule_id, fingerprint, ts, kind);
+
+-- migration 8: point_identity
+-- (an upgrade of data made by an older release: storage/schema/upgrade.go)
