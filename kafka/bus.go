@@ -14,10 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// The topics of DESIGN.md.
+// The topics of docs/design.md.
 const (
 	TopicTelemetry  = "polis.telemetry.v1"
 	TopicEvents     = "polis.events.v1"
@@ -44,26 +43,50 @@ const (
 	GroupTwin    = "twin"
 )
 
-// Topics lists every platform topic.
+// Topics lists every platform topic, in the order of TopicSpecs.
 func Topics() []string {
-	return []string{TopicTelemetry, TopicEvents, TopicState, TopicAlerts, TopicDeadLetter, TopicRegistry, TopicDesired, TopicRules}
+	specs := TopicSpecs(TopicOptions{})
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.Name
+	}
+	return out
 }
+
+// DefaultAddr is where `polis serve` runs the embedded cluster unless told
+// otherwise (an empty EmbeddedOptions.Addr picks a free port).
+const DefaultAddr = "127.0.0.1:9092"
+
+// Defaults of EmbeddedOptions, used for a zero field.
+const (
+	DefaultPartitions     = 8
+	DefaultRetention      = 24 * time.Hour
+	DefaultRetentionCheck = 5 * time.Minute
+	DefaultSegmentBytes   = 64 << 20
+)
 
 // EmbeddedOptions configure the single-machine cluster.
 type EmbeddedOptions struct {
-	// Addr is host:port to listen on; port 0 picks a free one.
+	// Addr is host:port to listen on; port 0 (or empty) picks a free one.
 	Addr string
 	// DataDir persists the log; empty keeps it in memory (tests only).
 	DataDir string
-	// Partitions per topic.
+	// Partitions per topic (default DefaultPartitions).
 	Partitions int32
-	// Retention bounds the disk a long run takes.
+	// Retention and RetentionBytes (per partition; <= 0 means unbounded)
+	// bound the disk a long run takes: they are the retention of the
+	// stream topics (TopicOptions; default DefaultRetention). The
+	// compacted topics and the rules topic are kept forever whatever
+	// they say.
 	Retention      time.Duration
-	RetentionBytes int64 // per partition; <= 0 means unbounded
-	// RetentionCheck is how often retention is applied.
+	RetentionBytes int64
+	// RetentionCheck is how often retention and compaction run (default
+	// DefaultRetentionCheck).
 	RetentionCheck time.Duration
-	// SegmentBytes is the log segment size; retention deletes whole
-	// segments only. Default 64 MiB, or a quarter of RetentionBytes.
+	// SegmentBytes is the log segment size: retention moves the log start
+	// a batch at a time but frees disk a whole segment at a time. Default
+	// DefaultSegmentBytes, or a quarter of RetentionBytes when that is
+	// smaller (at least 64 KiB).
 	SegmentBytes int64
 	Logger       *slog.Logger
 }
@@ -73,16 +96,40 @@ type Embedded struct {
 	c *kfake.Cluster
 }
 
-// StartEmbedded starts a kfake cluster with the platform topics.
+// StartEmbedded starts a kfake cluster with the platform topics, each made
+// and kept as TopicSpecs says.
+//
+// What kfake does with those configs (pkg/kfake data.go, cluster.go) is not
+// quite what Kafka does, and the configs are chosen for it:
+//
+//   - Retention (applyRetention) runs on every topic whatever its
+//     cleanup.policy: "compact" behaves as Kafka's "compact,delete". A
+//     topic without its own retention.ms or retention.bytes falls back to
+//     the broker's log.retention.ms (kfake's default: 7 days) and
+//     log.retention.bytes. So every topic sets both itself (TopicSpec.Configs:
+//     -1 on the compacted topics and rules), and the broker-wide defaults
+//     say "forever", so that no topic loses records unless its spec says so.
+//   - Retention moves the log start past whole batches whose newest
+//     timestamp is older than retention.ms, or oldest first until the
+//     partition is under retention.bytes, and deletes a segment file once
+//     all of it is behind the log start.
+//   - Compaction (compact) exists: it keeps the latest record per key and
+//     drops tombstones older than delete.retention.ms (default 24 h). It
+//     runs with retention every RetentionCheck (log.cleaner.backoff.ms),
+//     on every batch of a partition but its last one (kfake's "active
+//     segment"), reading the whole partition and rewriting all its
+//     segment files on each pass; Kafka's min.cleanable.dirty.ratio and
+//     min/max.compaction.lag.ms do not exist in kfake. Between passes a
+//     compacted topic holds every record written since the last one.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if o.Partitions <= 0 {
-		o.Partitions = 8
+		o.Partitions = DefaultPartitions
 	}
 	if o.Retention <= 0 {
-		o.Retention = 24 * time.Hour
+		o.Retention = DefaultRetention
 	}
 	if o.RetentionCheck <= 0 {
-		o.RetentionCheck = 5 * time.Minute
+		o.RetentionCheck = DefaultRetentionCheck
 	}
 	port := 0
 	if o.Addr != "" {
@@ -93,27 +140,24 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		port = p
 	}
 	cfgs := map[string]string{
-		"log.retention.ms":       strconv.FormatInt(o.Retention.Milliseconds(), 10),
+		// Retention is per topic (TopicSpecs); kfake would apply these
+		// defaults to compacted topics too (see above).
+		"log.retention.ms":       "-1",
+		"log.retention.bytes":    "-1",
 		"log.cleaner.backoff.ms": strconv.FormatInt(o.RetentionCheck.Milliseconds(), 10),
 		"message.max.bytes":      strconv.Itoa(8 << 20),
 	}
 	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = 64 << 20
+		o.SegmentBytes = DefaultSegmentBytes
 		if o.RetentionBytes > 0 && o.RetentionBytes/4 < o.SegmentBytes {
 			o.SegmentBytes = max(o.RetentionBytes/4, 64<<10)
 		}
 	}
 	cfgs["log.segment.bytes"] = strconv.FormatInt(o.SegmentBytes, 10)
-	if o.RetentionBytes > 0 {
-		cfgs["log.retention.bytes"] = strconv.FormatInt(o.RetentionBytes, 10)
-	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(loopbackListen),
-		kfake.SeedTopics(o.Partitions, TopicTelemetry, TopicEvents, TopicAlerts, TopicDeadLetter),
-		kfake.SeedTopics(o.Partitions, TopicState, TopicDesired),
-		kfake.SeedTopics(1, TopicRegistry, TopicRules),
 		kfake.BrokerConfigs(cfgs),
 		kfake.ClusterID("polis-embedded"),
 	}
@@ -125,8 +169,6 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("cannot start embedded Kafka: %w", err)
 	}
 	e := &Embedded{c: c}
-	// Retention is a topic-level check in kfake: set it on every topic so the
-	// cleaner ticker runs, and mark the state topic compacted.
 	if err := e.configureTopics(o); err != nil {
 		c.Close()
 		return nil, err
@@ -134,65 +176,44 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	return e, nil
 }
 
+// configureTopics creates the topics of TopicSpecs that do not exist yet
+// and sets every spec's configs on every topic, so that a log persisted by
+// an older version (which lacked a topic, or a config) is brought to the
+// table too. A topic's partition count is never changed.
 func (e *Embedded) configureTopics(o EmbeddedOptions) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Addrs()...))
+	cl, err := NewClient(e.Addrs(), o.Logger)
 	if err != nil {
 		return fmt.Errorf("cannot connect to embedded Kafka: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	// A log persisted by an older version lacks the topics added since:
-	// seeds apply to a new cluster only.
-	for _, t := range Topics() {
-		parts := o.Partitions
-		if t == TopicRegistry || t == TopicRules {
-			parts = 1
+	for _, s := range TopicSpecs(TopicOptions{Retention: o.Retention, RetentionBytes: o.RetentionBytes}) {
+		parts := s.Partitions
+		if parts == 0 {
+			parts = o.Partitions
 		}
+		configs := s.Configs()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := adm.CreateTopics(ctx, parts, 1, nil, t)
-		cancel()
+		resp, err := adm.CreateTopic(ctx, parts, 1, configs, s.Name)
 		if err == nil {
-			err = resp.Error()
+			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("cannot create topic %s: %w", t, err)
+			cancel()
+			return fmt.Errorf("cannot create topic %s: %w", s.Name, err)
 		}
-	}
-	ret := strconv.FormatInt(o.Retention.Milliseconds(), 10)
-	var alters []kadm.AlterConfig
-	for _, t := range Topics() {
-		if t == TopicState || t == TopicRegistry || t == TopicDesired {
-			continue
+		alters := make([]kadm.AlterConfig, 0, len(configs))
+		for k, v := range configs {
+			alters = append(alters, kadm.AlterConfig{Name: k, Value: v})
 		}
-		ret := ret
-		if t == TopicRules {
-			ret = "-1" // the version history
-		}
-		alters = append(alters, kadm.AlterConfig{Name: "retention.ms", Value: &ret})
-		if o.RetentionBytes > 0 && t != TopicRules {
-			rb := strconv.FormatInt(o.RetentionBytes, 10)
-			alters = append(alters, kadm.AlterConfig{Name: "retention.bytes", Value: &rb})
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := adm.AlterTopicConfigs(ctx, alters, t)
+		ar, err := adm.AlterTopicConfigs(ctx, alters, s.Name)
 		cancel()
 		if err == nil {
-			err = firstErr(resp)
+			err = firstErr(ar)
 		}
 		if err != nil {
-			return fmt.Errorf("cannot set retention on %s: %w", t, err)
+			return fmt.Errorf("cannot configure topic %s: %w", s.Name, err)
 		}
-		alters = alters[:0]
-	}
-	compact := "compact"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: &compact}}, TopicState, TopicRegistry, TopicDesired)
-	if err == nil {
-		err = firstErr(resp)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot make the compacted topics compacted: %w", err)
 	}
 	return nil
 }
