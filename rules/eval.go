@@ -3,7 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +45,9 @@ type tracked struct {
 	twin Twin     // the store that last applied the asset's record
 	site *registry.Site
 	a    *registry.Asset
+	// dropped: the asset's site left this evaluator (its partition moved to
+	// another instance); an evaluation that raced with that does nothing.
+	dropped bool
 	// scratch for Point, reused under mu
 	cands, rules []*dsl.Rule
 	ids          []string
@@ -225,6 +228,9 @@ func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, err
 	x := e.idx.Load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.dropped {
+		return nil, nil
+	}
 	t.twin = tw
 	for _, p := range r.Points {
 		ts := time.UnixMilli(p.TS)
@@ -324,6 +330,9 @@ func (e *Evaluator) Status(tw Twin, site, asset string, at time.Time) ([]engine.
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.dropped {
+		return nil, nil
+	}
 	t.twin = tw
 	return e.timer(e.idx.Load(), t, at)
 }
@@ -366,6 +375,10 @@ func (e *Evaluator) Tick(now time.Time) ([]engine.Notification, error) {
 		e.mu.Unlock()
 		for _, t := range ts {
 			t.mu.Lock()
+			if t.dropped {
+				t.mu.Unlock()
+				continue
+			}
 			ns, err := e.timer(x, t, now)
 			t.mu.Unlock()
 			out = append(out, ns...)
@@ -375,6 +388,61 @@ func (e *Evaluator) Tick(now time.Time) ([]engine.Notification, error) {
 		}
 	}
 	return append(out, e.eng.Tick(now)...), joinErrs(errs)
+}
+
+// AddSites makes the sites this evaluator's, read from tw (the twin of
+// the partition just gained): each registered asset is tracked at once, so
+// the clock evaluates the assets that send nothing (an offline totem, a
+// silent gateway), and tw replaces the twin an earlier owner's records
+// were read from. The assets' recent history starts empty: the history
+// functions (avg, silent_for, ...) see the points applied from now on.
+func (e *Evaluator) AddSites(tw Twin, sites []string) (assets int) {
+	for _, id := range sites {
+		site, ok := e.reg.Site(id)
+		if !ok {
+			continue
+		}
+		for _, a := range site.Assets {
+			t := e.track(id, a.ID)
+			if t == nil {
+				continue
+			}
+			t.mu.Lock()
+			t.twin = tw
+			t.mu.Unlock()
+			assets++
+		}
+	}
+	return assets
+}
+
+// DropSites forgets the sites: their assets' history and clock
+// evaluations, their values in province_avg, and their alerts in the
+// engine, without a notification (another instance owns them now and
+// restores their alerts). It returns how many assets and alerts it dropped.
+// An evaluation of one of their assets running meanwhile finishes first;
+// none starts after.
+func (e *Evaluator) DropSites(sites []string) (assets, alerts int) {
+	set := make(map[string]bool, len(sites))
+	for _, s := range sites {
+		set[s] = true
+	}
+	var gone []*tracked
+	e.mu.Lock()
+	for key, t := range e.assets {
+		if set[t.site.ID] {
+			delete(e.assets, key)
+			gone = append(gone, t)
+		}
+	}
+	e.mu.Unlock()
+	for _, t := range gone {
+		t.mu.Lock()
+		t.dropped, t.twin = true, nil
+		t.mu.Unlock()
+	}
+	e.prov.dropSites(set)
+	return len(gone), e.eng.DropSites(sites)
 }
 
 func joinErrs(errs []error) error {
@@ -451,6 +519,19 @@ func (p *provinceStats) add(k provKey, asset string, v float64, ts time.Time) {
 	}
 }
 
+// dropSites removes the values of the sites' assets (keys "asset@site").
+func (p *provinceStats) dropSites(sites map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.m {
+		for key := range m {
+			if i := strings.LastIndexByte(key, '@'); i >= 0 && sites[key[i+1:]] {
+				delete(m, key)
+			}
+		}
+	}
+}
+
 // avg is the mean over the other assets with a value in (now-1h, now+1h):
 // peers report on their own schedule, a little ahead or behind.
 func (p *provinceStats) avg(k provKey, self string, now time.Time) (float64, bool) {
@@ -469,14 +550,4 @@ func (p *provinceStats) avg(k provKey, self string, now time.Time) (float64, boo
 		return 0, false
 	}
 	return sum / float64(n), true
-}
-
-// sortedIDs returns the ids of rules, sorted.
-func sortedIDs(rules []*dsl.Rule) []string {
-	ids := make([]string, len(rules))
-	for i, r := range rules {
-		ids[i] = r.ID
-	}
-	slices.Sort(ids)
-	return ids
 }

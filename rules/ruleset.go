@@ -15,7 +15,6 @@ import (
 
 	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules/dsl"
-	"github.com/polis-platform/polis/twin"
 )
 
 // Errors of the rule API.
@@ -172,10 +171,9 @@ func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, err error) {
 }
 
 // follow replays polis.rules.v1 and follows it.
-func (s *Service) follow(ctx context.Context, ready chan<- struct{}) error {
-	var once sync.Once
+func (s *Service) follow(ctx context.Context) error {
 	caught := false
-	return twin.Follow(ctx, s.o.Brokers, kafka.TopicRules, func(r *kgo.Record) {
+	f := kafka.NewFollower(s.o.Brokers, kafka.TopicRules, s.log, func(r *kgo.Record) {
 		changed, err := s.set.applyRecord(r)
 		if err != nil {
 			s.log.Warn("rule from the API not loaded", "err", err)
@@ -185,16 +183,16 @@ func (s *Service) follow(ctx context.Context, ready chan<- struct{}) error {
 				s.log.Error("cannot apply rules", "err", err)
 			}
 		}
-	}, func(n int) {
-		once.Do(func() {
-			caught = true
-			if err := s.apply(); err != nil {
-				s.log.Error("cannot apply rules", "err", err)
-			}
-			s.log.Info("API rules loaded", "versions", n)
-			close(ready)
-		})
 	})
+	f.OnCaughtUp(func(n int) {
+		caught = true
+		if err := s.apply(); err != nil {
+			s.log.Error("cannot apply rules", "err", err)
+		}
+		s.log.Info("API rules loaded", "versions", n)
+		s.caughtUp()
+	})
+	return f.Run(ctx)
 }
 
 // watch reloads the directory when its files change, a moment after the

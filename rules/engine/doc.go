@@ -76,6 +76,18 @@
 // Within one Tick site-down alerts are processed first, so assets going
 // silent together with their gateway do not storm.
 //
+// # Persistence
+//
+// The engine keeps its state in memory; a caller that must keep it across
+// restarts, or hand a site over to another engine, saves what the engine
+// returns: the last notification of each alert a call returns carries the
+// alert's whole state once the call is done (Notification.State, a Saved,
+// ordered by Rev), and TakeForgotten lists the alerts dropped at the end
+// of their life (retention, a removed rule), whose saved state should go.
+// Restore loads saved alerts into an engine as they were (an open alert
+// stays open and is not fired again); DropSites forgets sites another
+// engine now owns, without a notification.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Cond and Clear run before any

@@ -124,6 +124,10 @@ type Notification struct {
 	Alert   Alert
 	Level   int // for KindEscalated
 	Deliver bool
+	// State is the alert's whole state once the call that made this change
+	// returned, for the caller to persist (see Saved). It is set on the
+	// last notification of each alert a call returns, nil on the others.
+	State *Saved
 }
 
 // Options tune the engine. Zero values disable the feature.
@@ -160,6 +164,7 @@ type alert struct {
 	clearSince time.Time // since when Clear has held; zero if not clearing
 	underFire  bool      // the state without flap damping
 	changes    []time.Time
+	dirty      bool // changed since the shard last collected (persist.go)
 }
 
 // Engine holds rules, alerts and silences.
@@ -172,6 +177,8 @@ type Engine struct {
 
 	rmu     sync.Mutex
 	retired []Notification // resolutions of removed rules' alerts, for the next Tick
+
+	rev atomic.Uint64 // orders the Saved states and Forgotten alerts (persist.go)
 }
 
 // shard holds the sites hashed to it. Inhibition is within a site, so a
@@ -188,6 +195,8 @@ type shard struct {
 	siteDown  map[string]string       // site -> fingerprint of the site-down alert
 	grace     map[string]grace        // site -> site alert resolved, holding for InhibitGrace
 	watermark time.Time               // last Tick
+	dirty     []*alert                // alerts that emitted since the last collect
+	forgotten []Forgotten             // for TakeForgotten
 }
 
 type grace struct {
@@ -288,6 +297,7 @@ func (e *Engine) SetRules(rules []Rule) error {
 				delete(s.siteDown, site)
 			}
 		}
+		s.collect(nil) // the alerts closed here are forgotten: nothing to save
 		s.mu.Unlock()
 	}
 	if len(retired) > 0 {
@@ -403,6 +413,7 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 	if late {
 		errs = append(errs, ErrLate)
 	}
+	s.collect(out)
 	return out, errors.Join(errs...)
 }
 

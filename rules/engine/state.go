@@ -5,7 +5,15 @@ import (
 	"time"
 )
 
+// forget drops an alert that has ended its life (retention, a removed
+// rule); TakeForgotten reports it, so that its saved state is deleted too.
 func (s *shard) forget(k alertKey, a *alert) {
+	s.forgotten = append(s.forgotten, Forgotten{Fingerprint: a.Fingerprint, Site: a.Site, Rev: s.e.rev.Add(1)})
+	s.remove(k, a)
+}
+
+// remove takes an alert out of the shard's maps.
+func (s *shard) remove(k alertKey, a *alert) {
 	delete(s.alerts, k)
 	delete(s.byFP, a.Fingerprint)
 	ak := assetKey{k.site, k.asset}
@@ -16,6 +24,10 @@ func (s *shard) forget(k alertKey, a *alert) {
 
 func (s *shard) emit(out *[]Notification, a *alert, k Kind, t time.Time, deliver bool) {
 	*out = append(*out, Notification{Kind: k, At: t, Alert: a.Alert, Level: a.Level, Deliver: deliver})
+	if !a.dirty {
+		a.dirty = true
+		s.dirty = append(s.dirty, a)
+	}
 	if deliver {
 		a.lastNotify = t
 	}

@@ -52,6 +52,7 @@ func (s *shard) tick(rules map[string]*Rule, now time.Time, out *[]Notification)
 		}
 		return o[i].Alert.Fingerprint < o[j].Alert.Fingerprint
 	})
+	s.collect(o)
 }
 
 // find returns the alert with that fingerprint and its shard, locked; the
@@ -82,6 +83,7 @@ func (e *Engine) Ack(fingerprint, user, comment string, at time.Time) (Notificat
 	a.Ack = &Ack{By: user, Comment: comment, At: at}
 	var out []Notification
 	s.emit(&out, a, KindAcked, at, a.notified)
+	s.collect(out)
 	return out[0], nil
 }
 
@@ -95,6 +97,7 @@ func (e *Engine) Assign(fingerprint, user string, at time.Time) (Notification, e
 	a.Assignee = user
 	var out []Notification
 	s.emit(&out, a, KindAssigned, at, a.notified)
+	s.collect(out)
 	return out[0], nil
 }
 

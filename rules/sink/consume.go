@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
+	"github.com/polis-platform/polis/internal/backoff"
 	"github.com/polis-platform/polis/kafka"
 )
 
@@ -26,7 +27,7 @@ type deliverFunc func(ctx context.Context, raw []byte, a *record.AlertChange) er
 // were delivered or skipped, so a receiver that is down delays but loses
 // nothing. It returns nil when ctx ends.
 func consume(ctx context.Context, name string, brokers []string, log *slog.Logger, deliver deliverFunc) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("sink-"+name),
+	cl, err := kafka.NewClient(brokers, log, kgo.ConsumerGroup("sink-"+name),
 		kgo.ConsumeTopics(kafka.TopicAlerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
 	if err != nil {
@@ -81,16 +82,13 @@ func consume(ctx context.Context, name string, brokers []string, log *slog.Logge
 	}
 }
 
-// backoff bounds the pause between two attempts to deliver one alert.
-type backoff struct{ min, max time.Duration }
-
-// retry calls try until it succeeds or ctx ends, doubling the pause from
-// b.min up to b.max. It warns on the first failure and tells when delivery
-// resumes, so an outage logs two lines, not one per attempt. attrs say
-// where the alert goes.
-func retry(ctx context.Context, log *slog.Logger, b backoff, try func(context.Context) error, attrs ...any) error {
+// retry calls try until it succeeds or ctx ends, pausing between attempts
+// for a time that doubles from minPause up to maxPause, with jitter. It
+// warns on the first failure and tells when delivery resumes, so an outage
+// logs two lines, not one per attempt. attrs say where the alert goes.
+func retry(ctx context.Context, log *slog.Logger, minPause, maxPause time.Duration, try func(context.Context) error, attrs ...any) error {
 	log = log.With(attrs...)
-	delay := b.min
+	bo := backoff.New(minPause, maxPause, backoff.Equal)
 	for attempt := 1; ; attempt++ {
 		err := try(ctx)
 		if err == nil {
@@ -102,13 +100,8 @@ func retry(ctx context.Context, log *slog.Logger, b backoff, try func(context.Co
 		if attempt == 1 {
 			log.Warn("cannot deliver alert; retrying", "err", err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := bo.Wait(ctx); err != nil {
+			return err
 		}
-		delay = min(delay*2, b.max)
 	}
 }

@@ -17,6 +17,10 @@ import (
 // DefaultTopicPrefix is where an MQTT sink publishes unless told otherwise.
 const DefaultTopicPrefix = "polis/alerts/v1"
 
+// DefaultAckTimeout bounds the wait for the MQTT broker's PUBACK unless
+// MQTTOptions.AckTimeout says otherwise.
+const DefaultAckTimeout = 10 * time.Second
+
 // MQTT publishing is at least once: QoS 1, never retained (a retained alert
 // change would greet every new subscriber with stale state).
 const (
@@ -35,10 +39,12 @@ type MQTTOptions struct {
 	Password    string
 	ClientID    string // default "polis-sink-<name>"
 	TopicPrefix string // default DefaultTopicPrefix
-	// Backoff bounds between retries of one alert; MaxBackoff also caps
-	// paho's pause between reconnects.
+	// Backoff bounds between retries of one alert (default
+	// DefaultMinBackoff, DefaultMaxBackoff); MaxBackoff also caps paho's
+	// pause between reconnects.
 	MinBackoff, MaxBackoff time.Duration
-	// AckTimeout bounds the wait for the broker's PUBACK; default 10s.
+	// AckTimeout bounds the wait for the broker's PUBACK; default
+	// DefaultAckTimeout.
 	AckTimeout time.Duration
 	Logger     *slog.Logger
 }
@@ -78,16 +84,16 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 		return nil, fmt.Errorf("cannot create MQTT sink: TopicPrefix %q contains a wildcard or NUL", o.TopicPrefix)
 	}
 	if o.MinBackoff <= 0 {
-		o.MinBackoff = 200 * time.Millisecond
+		o.MinBackoff = DefaultMinBackoff
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
+		o.MaxBackoff = DefaultMaxBackoff
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		return nil, fmt.Errorf("cannot create MQTT sink: MaxBackoff %s is below MinBackoff %s", o.MaxBackoff, o.MinBackoff)
 	}
 	if o.AckTimeout <= 0 {
-		o.AckTimeout = 10 * time.Second
+		o.AckTimeout = DefaultAckTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -148,7 +154,7 @@ func (m *MQTT) Run(ctx context.Context) error {
 
 	return consume(ctx, m.o.Name, m.o.Brokers, m.log, func(ctx context.Context, raw []byte, a *record.AlertChange) error {
 		topic := alertTopic(m.o.TopicPrefix, a)
-		return retry(ctx, m.log, backoff{m.o.MinBackoff, m.o.MaxBackoff},
+		return retry(ctx, m.log, m.o.MinBackoff, m.o.MaxBackoff,
 			func(ctx context.Context) error { return m.publish(ctx, c, topic, raw) },
 			"url", m.o.URL, "topic", topic)
 	})

@@ -128,7 +128,7 @@ func TestMQTT_PublishesDeliverableAlerts(t *testing.T) {
 	runSink(t, m.Run)
 
 	testutil.Eventually(t, 20*time.Second, 20*time.Millisecond, func() bool { return len(sub.received()) >= n },
-		"every deliverable alert arrives (got %v of %d)", lazy(func() any { return len(sub.received()) }), n)
+		"every deliverable alert arrives (got %v of %d)", testutil.Lazy(func() any { return len(sub.received()) }), n)
 	got := map[string][]message{}
 	for _, msg := range sub.received() {
 		var a record.AlertChange
@@ -210,7 +210,7 @@ func TestMQTT_BrokerDownLosesNothing(t *testing.T) {
 
 	mosq.start(t)
 	testutil.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return len(sub.received()) >= len(want) },
-		"every deliverable alert arrives once the broker is up (got %v of %d)", lazy(func() any { return len(sub.received()) }), len(want))
+		"every deliverable alert arrives once the broker is up (got %v of %d)", testutil.Lazy(func() any { return len(sub.received()) }), len(want))
 	waitCommittedToEnd(t, k, "sink-mqtt-down")
 	if !logs.has(slog.LevelInfo, "sink delivers again") {
 		t.Fatal("the sink did not log that delivery resumed")
@@ -221,7 +221,7 @@ func TestMQTT_BrokerDownLosesNothing(t *testing.T) {
 	produce(24, 36)
 	mosq.start(t)
 	testutil.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return len(sub.received()) >= len(want) },
-		"every deliverable alert arrives after a broker restart (got %v of %d)", lazy(func() any { return len(sub.received()) }), len(want))
+		"every deliverable alert arrives after a broker restart (got %v of %d)", testutil.Lazy(func() any { return len(sub.received()) }), len(want))
 	waitCommittedToEnd(t, k, "sink-mqtt-down")
 
 	// Per site in order; across sites the partitions interleave freely.
@@ -367,12 +367,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lazy formats as what f returns when the message is built, so a failure
-// message of testutil.Eventually shows the state at the timeout.
-type lazy func() any
-
-func (l lazy) String() string { return fmt.Sprint(l()) }
-
 type message struct{ topic, body string }
 
 func (m message) String() string { return m.topic + " " + m.body }
@@ -507,7 +501,7 @@ func waitCommittedToEnd(t *testing.T, k *kafka.Embedded, group string) {
 			}
 		})
 		return behind == ""
-	}, "group %s commits to the end of %s:%v", group, kafka.TopicAlerts, lazy(func() any { return behind }))
+	}, "group %s commits to the end of %s:%v", group, kafka.TopicAlerts, testutil.Lazy(func() any { return behind }))
 }
 
 // logRecorder is a slog.Handler that keeps level and message of each record.

@@ -23,14 +23,25 @@ import (
 // SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
 const SignatureHeader = "X-Polis-Signature"
 
+// Defaults of both sinks' options, used for a zero field.
+const (
+	// DefaultMinBackoff and DefaultMaxBackoff bound the pause between two
+	// attempts to deliver one alert.
+	DefaultMinBackoff = 200 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	// DefaultWebhookTimeout bounds one POST of the default webhook client.
+	DefaultWebhookTimeout = 10 * time.Second
+)
+
 // WebhookOptions configure a webhook sink.
 type WebhookOptions struct {
 	Name    string // consumer group "sink-<name>"
 	URL     string
 	Secret  []byte // HMAC key; empty: unsigned
 	Brokers []string
-	Client  *http.Client
-	// Backoff bounds between retries of one alert.
+	Client  *http.Client // default: one with DefaultWebhookTimeout
+	// Backoff bounds between retries of one alert (default
+	// DefaultMinBackoff, DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
 }
@@ -47,13 +58,13 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 		return nil, errors.New("cannot create webhook sink: Name, URL and Brokers are required")
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+		o.Client = &http.Client{Timeout: DefaultWebhookTimeout}
 	}
 	if o.MinBackoff <= 0 {
-		o.MinBackoff = 200 * time.Millisecond
+		o.MinBackoff = DefaultMinBackoff
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
+		o.MaxBackoff = DefaultMaxBackoff
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -71,7 +82,7 @@ func Sign(secret, body []byte) string {
 // Run delivers until ctx ends.
 func (w *Webhook) Run(ctx context.Context) error {
 	return consume(ctx, w.o.Name, w.o.Brokers, w.log, func(ctx context.Context, raw []byte, _ *record.AlertChange) error {
-		return retry(ctx, w.log, backoff{w.o.MinBackoff, w.o.MaxBackoff},
+		return retry(ctx, w.log, w.o.MinBackoff, w.o.MaxBackoff,
 			func(ctx context.Context) error { return w.post(ctx, raw) }, "url", w.o.URL)
 	})
 }
