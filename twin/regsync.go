@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/kafka"
@@ -14,7 +16,7 @@ import (
 )
 
 // PublishSites writes sites to the compacted registry topic, where every
-// instance follows them (FollowRegistry).
+// instance follows them (NewRegistryFollower).
 func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site) error {
 	for _, s := range sites {
 		b, err := json.Marshal(s)
@@ -29,68 +31,68 @@ func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site)
 	return nil
 }
 
-// FollowRegistry replays the registry topic and follows it (see Follow),
-// calling apply for every site.
-func FollowRegistry(ctx context.Context, brokers []string, apply func(*registry.Site), caughtUp func(n int)) error {
-	return Follow(ctx, brokers, kafka.TopicRegistry, func(r *kgo.Record) {
+// NewRegistryFollower replays and follows the registry topic, calling
+// apply for every site.
+func NewRegistryFollower(brokers []string, log *slog.Logger, apply func(*registry.Site)) *kafka.Follower {
+	return kafka.NewFollower(brokers, kafka.TopicRegistry, log, func(r *kgo.Record) {
 		var s registry.Site
 		if err := json.Unmarshal(r.Value, &s); err == nil && s.ID != "" {
 			apply(&s)
 		}
-	}, caughtUp)
+	})
 }
 
-// Follow replays a topic (every partition, no consumer group: each instance
-// wants all of it) from its start and then follows it until ctx ends.
-// caughtUp is called once, with the number of records replayed, when the
-// records present at the start have been applied.
-func Follow(ctx context.Context, brokers []string, topic string, apply func(*kgo.Record), caughtUp func(n int)) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
-	if err != nil {
-		return fmt.Errorf("cannot follow %s: %w", topic, err)
-	}
-	defer cl.Close()
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	ends, err := kadm.NewClient(cl).ListEndOffsets(lctx, topic)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cannot read the end of %s: %w", topic, err)
-	}
-	pending := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			pending[o.Partition] = o.Offset
-		}
-	})
-	replayed := 0
-	if len(pending) == 0 {
-		caughtUp(0)
-	}
-	for {
-		// A quiet topic while records are still expected means the tail
-		// of a partition was compacted away: what is there has been read.
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil || fs.IsClientClosed() {
-			return nil
-		}
-		if fs.NumRecords() == 0 && len(pending) > 0 {
-			pending = nil
-			caughtUp(replayed)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			apply(r)
-			if end, ok := pending[r.Partition]; ok {
-				replayed++
-				if r.Offset+1 >= end {
-					delete(pending, r.Partition)
-					if len(pending) == 0 {
-						caughtUp(replayed)
-					}
-				}
-			}
-		})
-	}
+// Importer is the registry's bulk import and export: an import changes
+// the registry (so the broker accepts the new devices at once), the stores
+// this instance owns and the lifecycle tracker, rewrites the registry file,
+// and publishes the changed sites to every other instance.
+type Importer struct {
+	live *Live
+	prod *kgo.Client
+	path string // registry file, rewritten after an import; "" none
+	mu   sync.Mutex
 }
+
+// NewImporter returns the registry importer of l.
+func NewImporter(l *Live, prod *kgo.Client, path string) *Importer {
+	return &Importer{live: l, prod: prod, path: path}
+}
+
+// Import reads the provisioning CSV (registry.ImportCSV).
+func (g *Importer) Import(r io.Reader, strict bool) (*registry.ImportReport, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.live
+	before := map[string]*registry.Site{}
+	for _, s := range l.reg.Sites() {
+		before[s.ID] = s
+	}
+	rep, err := registry.ImportCSV(l.reg, r, registry.ImportOptions{Strict: strict})
+	if err != nil {
+		return rep, err
+	}
+	// ImportCSV replaces the sites it imports: a new pointer is a change.
+	var changed []*registry.Site
+	for _, s := range l.reg.Sites() {
+		if before[s.ID] != s {
+			changed = append(changed, s)
+			if err := l.SiteAdded(s); err != nil {
+				return rep, err
+			}
+		}
+	}
+	if g.path != "" {
+		if err := l.reg.Save(g.path); err != nil {
+			return rep, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := PublishSites(ctx, g.prod, changed); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// Export writes the registry as provisioning CSV.
+func (g *Importer) Export(w io.Writer) error { return registry.ExportCSV(w, g.live.reg) }

@@ -25,8 +25,14 @@ import (
 )
 
 // Topics the twin consumes; one partition number covers a site on all of
-// them (kafka.SitePartitioner).
-var Topics = []string{kafka.TopicTelemetry, kafka.TopicEvents, kafka.TopicState}
+// them (kafka.SitePartitioner). The desired-state topic is folded into the
+// stores like the ingest topics (desired.go): it is where desired state is
+// written first.
+var Topics = []string{kafka.TopicTelemetry, kafka.TopicEvents, kafka.TopicState, kafka.TopicDesired}
+
+// DefaultSnapshotEvery is how often a Service snapshots its partitions
+// unless Options.SnapshotEvery says otherwise.
+const DefaultSnapshotEvery = 30 * time.Second
 
 // Options configure a Service.
 type Options struct {
@@ -36,11 +42,21 @@ type Options struct {
 	// NewPartition returns an empty store for partition p with its sites'
 	// assets registered.
 	NewPartition func(p int32) *state.Store
-	// SnapshotEvery is how often owned partitions are snapshotted.
+	// SnapshotEvery is how often owned partitions are snapshotted
+	// (default DefaultSnapshotEvery).
 	SnapshotEvery time.Duration
 	// OnApply, if set, sees every record applied to a store, under that
 	// partition's lock (the rules engine evaluates here). It must not keep r.
 	OnApply func(st *state.Store, r *record.Record, c state.Change)
+	// OnAssigned, if set, is called with the partitions this instance has
+	// just gained, their stores restored, before any of their records is
+	// applied (the rules restore the alerts of their sites here). An error
+	// fails the assignment, as an unreadable snapshot does.
+	OnAssigned func(ctx context.Context, stores map[int32]*state.Store) error
+	// OnReleased, if set, is called with the partitions this instance has
+	// just lost (revoked or lost), once their records are no longer applied
+	// (the rules stop evaluating their sites here).
+	OnReleased func(ctx context.Context, stores map[int32]*state.Store)
 	// InstanceID names this member in logs (default: the Kafka member id).
 	InstanceID string
 	Logger     *slog.Logger
@@ -55,9 +71,6 @@ type Service struct {
 
 	mu    sync.RWMutex
 	parts map[int32]*owned
-	// killed (tests) makes the service stop like a killed process: no
-	// snapshot at stop or hand-over.
-	killed atomic.Bool
 	// restored counts partitions restored from a snapshot (tests, metrics).
 	restored atomic.Int64
 	hub      hub
@@ -78,7 +91,7 @@ func New(o Options) (*Service, error) {
 		o.Database = schema.DefaultDatabase
 	}
 	if o.SnapshotEvery <= 0 {
-		o.SnapshotEvery = 30 * time.Second
+		o.SnapshotEvery = DefaultSnapshotEvery
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -115,9 +128,12 @@ func (s *Service) With(p int32, f func(*state.Store)) bool {
 // Run consumes until ctx ends, then snapshots what it owns and leaves the
 // group so another instance takes over at once.
 func (s *Service) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(s.o.Brokers...),
+	cl, err := kafka.NewClient(s.o.Brokers, s.log,
 		kgo.ConsumerGroup(kafka.GroupTwin),
+		// Range gives a member the same partition numbers on every topic
+		// (they share one count), so a site is owned whole; the default
+		// cooperative-sticky balancer splits them with three members.
+		kgo.Balancers(kgo.RangeBalancer()),
 		// The client id carries this instance's API address, so any
 		// instance can tell who owns a partition (Owner).
 		kgo.ClientID(s.o.InstanceID),
@@ -149,9 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 		default:
 		}
 		if ctx.Err() != nil {
-			if !s.killed.Load() {
-				s.snapshotAll(context.Background())
-			}
+			s.snapshotAll(context.Background())
 			cl.AllowRebalance()
 			return nil
 		}
@@ -173,6 +187,10 @@ func (s *Service) apply(fs kgo.Fetches) {
 			return // already in the restored snapshot
 		}
 		o.next[kr.Topic] = kr.Offset + 1
+		if kr.Topic == kafka.TopicDesired {
+			s.applyDesired(o.p, kr)
+			return
+		}
 		if err := record.Unmarshal(kr.Value, &rec); err != nil {
 			s.log.Warn("skipping a record the twin cannot decode", "topic", kr.Topic, "offset", kr.Offset, "err", err)
 			return
@@ -200,6 +218,7 @@ func (s *Service) assigned(ctx context.Context, offs map[string]map[int32]kgo.Of
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	gained := map[int32]*state.Store{}
 	for p := range parts {
 		o := &owned{p: s.o.NewPartition(p), next: map[string]int64{}}
 		next, data, err := s.loadSnapshot(ctx, p)
@@ -214,6 +233,7 @@ func (s *Service) assigned(ctx context.Context, offs map[string]map[int32]kgo.Of
 			s.restored.Add(1)
 		}
 		s.parts[p] = o
+		gained[p] = o.p
 		for t := range offs {
 			if _, ok := offs[t][p]; !ok {
 				continue
@@ -225,6 +245,14 @@ func (s *Service) assigned(ctx context.Context, offs map[string]map[int32]kgo.Of
 			}
 		}
 		s.log.Info("twin partition assigned", "partition", p, "restored", data != nil, "offsets", o.next)
+	}
+	if s.o.OnAssigned != nil && len(gained) > 0 {
+		if err := s.o.OnAssigned(ctx, gained); err != nil {
+			for p := range gained {
+				delete(s.parts, p)
+			}
+			return nil, err
+		}
 	}
 	return offs, nil
 }
@@ -248,18 +276,23 @@ func (s *Service) drop(ctx context.Context, r map[string][]int32, snapshot bool)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	released := map[int32]*state.Store{}
 	for p := range parts {
 		o, ok := s.parts[p]
 		if !ok {
 			continue
 		}
-		if snapshot && !s.killed.Load() {
+		released[p] = o.p
+		if snapshot {
 			if err := s.saveSnapshot(ctx, p, o); err != nil {
 				s.log.Warn("cannot snapshot a revoked twin partition; its next owner replays more", "partition", p, "err", err)
 			}
 		}
 		delete(s.parts, p)
 		s.log.Info("twin partition released", "partition", p)
+	}
+	if s.o.OnReleased != nil && len(released) > 0 {
+		s.o.OnReleased(ctx, released)
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -20,7 +20,7 @@ import (
 	"github.com/polis-platform/polis/twin/state"
 )
 
-func TestMain(m *testing.M) { chtest.Main(m) }
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(chtest.Runner(m)) }
 
 const partitions = 4
 
@@ -33,8 +33,6 @@ type fixture struct {
 	ref     *state.Store // applied every record in produce order
 	partOf  map[string]int32
 	clock   int64
-	mu      sync.Mutex
-	started []context.CancelFunc
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -135,8 +133,15 @@ func (f *fixture) produce(rounds int) {
 // start runs an instance; the returned channel is closed when it stopped.
 func (f *fixture) start(name string) (*Service, context.CancelFunc, chan struct{}) {
 	f.t.Helper()
+	return f.startOn(name, f.opts.Conn)
+}
+
+// startOn runs an instance that reaches ClickHouse through conn.
+func (f *fixture) startOn(name string, conn driver.Conn) (*Service, context.CancelFunc, chan struct{}) {
+	f.t.Helper()
 	o := f.opts
 	o.InstanceID = name
+	o.Conn = conn
 	s, err := New(o)
 	if err != nil {
 		f.t.Fatal(err)
@@ -226,7 +231,10 @@ func (f *fixture) equalToReference(svcs ...*Service) {
 // that never stopped: it restores the newest snapshot and replays the rest.
 func TestRecovery_KilledMidStreamEqualsNeverStopped(t *testing.T) {
 	f := newFixture(t)
-	a, cancelA, doneA := f.start("a")
+	// a has a ClickHouse connection of its own: closing it under a running
+	// instance takes away its last snapshot, as a kill would.
+	connA := chtest.Conn(t, chtest.Shared(t))
+	a, cancelA, doneA := f.startOn("a", connA)
 	f.produce(10)
 	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, func() bool { return f.caughtUp(a) }, "instance a catches up")
 	testutil.Eventually(t, 30*time.Second, 50*time.Millisecond, func() bool {
@@ -237,8 +245,10 @@ func TestRecovery_KilledMidStreamEqualsNeverStopped(t *testing.T) {
 		}
 		return n == partitions
 	}, "instance a snapshots every partition")
+	// From here a snapshots nothing more: the records it applies next are
+	// lost with it when it dies, without a last snapshot, mid-stream.
+	connA.Close()
 	f.produce(5)
-	a.killed.Store(true) // dies without a last snapshot, mid-stream
 	cancelA()
 	<-doneA
 	f.produce(10)

@@ -6,7 +6,9 @@
 //
 // States move by explicit operator calls (Transition) and by evidence from
 // the field (ObserveTelemetry, ObserveStatus, ObserveFault, Tick). Every
-// move is an Event naming who or what caused it. The milestone portal
+// move is an Event naming who or what caused it. With Options.LogFirst the
+// tracker is the fold of a log of events: calls (Propose) and evidence
+// return the events to write, and only Apply, fed from the log, moves. The milestone portal
 // counts these states, so counts are kept incrementally and checked against
 // a recount in the tests.
 //
@@ -55,6 +57,10 @@ const (
 	CauseFirstTelemetry = "evidence:first_telemetry"            // a planned asset reported, so it is on site
 	CauseAcceptance     = "evidence:first_telemetry+acceptance" // reported, then online for AcceptancePeriod
 	CauseFault          = "evidence:fault"                      // the device reported a fault
+	// CauseMigrated marks the events that carry a state stored in
+	// ClickHouse before the lifecycle had a log of its own: they are
+	// written once, to an empty log, and are not stored again.
+	CauseMigrated = "migrated:clickhouse"
 )
 
 // ActorSystem is the Actor of moves made on evidence.
@@ -112,8 +118,9 @@ func joinStates(ss []State) string {
 	return strings.Join(parts, ", ")
 }
 
-// Event is one state change. The lead stores them in ClickHouse; Columns
-// gives the values in EventColumns order for a column-named INSERT.
+// Event is one state change, and as JSON the value of a polis.lifecycle.v1
+// record. ClickHouse's lifecycle_events stores them; Columns gives the
+// values in EventColumns order for a column-named INSERT.
 type Event struct {
 	Site  string    `json:"site"`
 	Asset string    `json:"asset"`

@@ -100,13 +100,15 @@ func TestTransition_Failure(t *testing.T) {
 	}
 }
 
+// obs is one observation of TestEvidence_Success and the events it makes.
+type obs struct {
+	at     time.Duration
+	kind   string // "t" telemetry, "on", "off", "tick", "fault"
+	events []string
+}
+
 func TestEvidence_Success(t *testing.T) {
 	h := time.Hour
-	type obs struct {
-		at     time.Duration
-		kind   string // "t" telemetry, "on", "off", "tick", "fault"
-		events []string
-	}
 	cases := []struct {
 		name  string
 		start State
@@ -178,39 +180,60 @@ func TestEvidence_Success(t *testing.T) {
 		}, Decommissioned},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tr := NewTracker(Options{})
-			if err := tr.Add("S", "a-1", c.start); err != nil {
-				t.Fatal(err)
+		for _, logFirst := range []bool{false, true} {
+			name := c.name
+			if logFirst {
+				name += " (log first)"
 			}
-			for _, o := range c.obs {
-				at := t0.Add(o.at)
-				var evs []Event
-				switch o.kind {
-				case "t":
-					evs = tr.ObserveTelemetry("S", "a-1", at)
-				case "on", "off":
-					evs = tr.ObserveStatus("S", "a-1", o.kind == "on", at)
-				case "tick":
-					evs = tr.Tick(at)
-				case "fault":
-					evs = tr.ObserveFault("S", "a-1", at)
-				}
-				var got []string
-				for _, e := range evs {
-					if e.Actor != ActorSystem {
-						t.Errorf("evidence event with actor %q", e.Actor)
-					}
-					got = append(got, string(e.From)+"→"+string(e.To)+"@"+e.At.Sub(t0).String()+" "+e.Cause)
-				}
-				if !reflect.DeepEqual(got, o.events) {
-					t.Fatalf("at %v (%s): unexpected events; got %q; want %q", o.at, o.kind, got, o.events)
-				}
+			t.Run(name, func(t *testing.T) { evidenceCase(t, logFirst, c.start, c.obs, c.final) })
+		}
+	}
+}
+
+// evidenceCase runs one case of TestEvidence_Success. Under LogFirst every
+// proposed event is folded back at once, as the log does.
+func evidenceCase(t *testing.T, logFirst bool, start State, obs []obs, final State) {
+	tr := NewTracker(Options{LogFirst: logFirst})
+	if err := tr.Add("S", "a-1", start); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range obs {
+		at := t0.Add(o.at)
+		var evs []Event
+		switch o.kind {
+		case "t":
+			evs = tr.ObserveTelemetry("S", "a-1", at)
+		case "on", "off":
+			evs = tr.ObserveStatus("S", "a-1", o.kind == "on", at)
+		case "tick":
+			evs = tr.Tick(at)
+		case "fault":
+			evs = tr.ObserveFault("S", "a-1", at)
+		}
+		var got []string
+		for _, e := range evs {
+			if e.Actor != ActorSystem {
+				t.Errorf("evidence event with actor %q", e.Actor)
 			}
-			if s, _ := tr.State("S", "a-1"); s != c.final {
-				t.Errorf("unexpected final state; got %s; want %s", s, c.final)
+			got = append(got, string(e.From)+"→"+string(e.To)+"@"+e.At.Sub(t0).String()+" "+e.Cause)
+		}
+		if !reflect.DeepEqual(got, o.events) {
+			t.Fatalf("at %v (%s): unexpected events; got %q; want %q", o.at, o.kind, got, o.events)
+		}
+		if !logFirst {
+			continue
+		}
+		for _, e := range evs {
+			if s, _ := tr.State("S", "a-1"); s != e.From {
+				t.Fatalf("a proposal moved the asset to %s before it was applied", s)
 			}
-		})
+			if !tr.Apply(e) {
+				t.Fatalf("proposal %+v does not apply", e)
+			}
+		}
+	}
+	if s, _ := tr.State("S", "a-1"); s != final {
+		t.Errorf("unexpected final state; got %s; want %s", s, final)
 	}
 }
 
@@ -411,4 +434,158 @@ func FuzzTracker(f *testing.F) {
 			step(t, tr, int(ops[i]), int(ops[i+1]), int(ops[i]>>3), at, States[int(ops[i+1]>>2)%len(States)])
 		}
 	})
+}
+
+// Under LogFirst nothing moves until the log is folded: a call is only
+// checked, evidence proposes once until its proposal is folded or
+// withdrawn, and Apply converges whatever state a tracker started from.
+func TestLogFirst_OnlyApplyMoves(t *testing.T) {
+	tr := NewTracker(Options{LogFirst: true})
+	_ = tr.Add("S", "a-1", Operational)
+	_ = tr.Add("S", "a-2", Planned)
+
+	ev, err := tr.Propose("S", "a-1", Faulty, "carla", "", t0)
+	if err != nil || ev.From != Operational || ev.To != Faulty || ev.Cause != CauseAPI {
+		t.Fatalf("Propose = %+v, %v", ev, err)
+	}
+	if s, _ := tr.State("S", "a-1"); s != Operational {
+		t.Fatalf("Propose moved the asset to %s", s)
+	}
+	var te *TransitionError
+	if _, err := tr.Propose("S", "a-1", Installed, "carla", "", t0); !errors.As(err, &te) {
+		t.Fatalf("Propose operational → installed: %v; want a TransitionError", err)
+	}
+	if _, err := tr.Propose("S", "nope", Faulty, "carla", "", t0); !errors.Is(err, ErrUnknownAsset) {
+		t.Fatalf("Propose of an unknown asset: %v", err)
+	}
+
+	// Evidence proposes once while its proposal waits.
+	if evs := tr.ObserveTelemetry("S", "a-2", t0); len(evs) != 1 || evs[0].To != Installed {
+		t.Fatalf("first telemetry proposes %v", evs)
+	}
+	if evs := tr.ObserveTelemetry("S", "a-2", t0.Add(time.Minute)); len(evs) != 0 {
+		t.Fatalf("a pending proposal was proposed again: %v", evs)
+	}
+	tr.Withdraw("S", "a-2")
+	evs := tr.ObserveTelemetry("S", "a-2", t0.Add(2*time.Minute))
+	if len(evs) != 1 {
+		t.Fatalf("after Withdraw, telemetry proposes %v", evs)
+	}
+	if !tr.Apply(evs[0]) {
+		t.Fatal("the proposal does not apply")
+	}
+	// The acceptance period started with the telemetry that installed it.
+	done := t0.Add(2*time.Minute + DefaultAcceptancePeriod)
+	if got := tr.Tick(done.Add(-time.Second)); len(got) != 0 {
+		t.Fatalf("acceptance proposes early: %v", got)
+	}
+	if got := tr.Tick(done); len(got) != 1 || got[0].To != Commissioned || !got[0].At.Equal(done) {
+		t.Fatalf("acceptance proposes %v", got)
+	}
+
+	// The fold converges: a tracker that started elsewhere ends where the
+	// log says, and reports the mismatch; an unknown asset is added.
+	other := NewTracker(Options{LogFirst: true})
+	_ = other.Add("S", "a-1", Commissioned)
+	if other.Apply(ev) {
+		t.Fatal("Apply reported a match from another state")
+	}
+	if s, _ := other.State("S", "a-1"); s != Faulty {
+		t.Fatalf("after Apply: %s; want faulty", s)
+	}
+	other.Apply(Event{Site: "T", Asset: "b-1", From: Planned, To: Installed, At: t0, Actor: ActorSystem, Cause: CauseFirstTelemetry})
+	if s, ok := other.State("T", "b-1"); !ok || s != Installed {
+		t.Fatalf("an unknown asset after Apply: %s %v", s, ok)
+	}
+	if other.Apply(Event{Site: "T", Asset: "b-1", From: Installed, To: "broken"}) {
+		t.Fatal("an invalid state applied")
+	}
+	checkCounts(t, other)
+
+	// ForgetEvidence keeps the state and drops the running acceptance.
+	tr.ForgetEvidence("S", "a-2")
+	if got := tr.Tick(t0.Add(1000 * time.Hour)); len(got) != 0 {
+		t.Fatalf("forgotten evidence still proposes %v", got)
+	}
+	if s, _ := tr.State("S", "a-2"); s != Installed {
+		t.Fatalf("ForgetEvidence changed the state to %s", s)
+	}
+}
+
+func checkCounts(t *testing.T, tr *Tracker) {
+	t.Helper()
+	all, _ := recount(tr)
+	if got := tr.Counts(); !maps.Equal(got, all) {
+		t.Fatalf("counts drifted; got %v; recount %v", got, all)
+	}
+}
+
+// A leader that writes proposals to a log and trackers that only fold that
+// log end in the same states and counts, whatever the leader's evidence and
+// calls were, including proposals given up (a failed write).
+func TestLogFirst_FollowersAgree(t *testing.T) {
+	for seed := uint64(0); seed < 10; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		opts := Options{AcceptancePeriod: 3 * time.Hour, Grace: 30 * time.Minute, LogFirst: true}
+		leader, follower := NewTracker(opts), NewTracker(opts)
+		sites, assets := []string{"S1", "S2", "S3"}, []string{"a-1", "a-2", "a-3", "a-4"}
+		for _, s := range sites {
+			for _, a := range assets {
+				st := States[rng.IntN(len(States))]
+				_ = leader.Add(s, a, st)
+				_ = follower.Add(s, a, st)
+			}
+		}
+		var log []Event
+		at := t0
+		for i := 0; i < 2000; i++ {
+			at = at.Add(time.Duration(rng.IntN(90)) * time.Minute)
+			s, a := sites[rng.IntN(len(sites))], assets[rng.IntN(len(assets))]
+			var evs []Event
+			switch rng.IntN(6) {
+			case 0:
+				if e, err := leader.Propose(s, a, States[rng.IntN(len(States))], "op", "", at); err == nil {
+					evs = []Event{e}
+				}
+			case 1:
+				evs = leader.ObserveTelemetry(s, a, at)
+			case 2, 3:
+				evs = leader.ObserveStatus(s, a, rng.IntN(2) == 0, at)
+			case 4:
+				evs = leader.Tick(at)
+			case 5:
+				evs = leader.ObserveFault(s, a, at)
+			}
+			for _, e := range evs {
+				if rng.IntN(10) == 0 {
+					leader.Withdraw(e.Site, e.Asset) // the write failed
+					continue
+				}
+				if !Allowed(e.From, e.To) && e.Actor != ActorSystem {
+					t.Fatalf("proposal %+v is outside the transition table", e)
+				}
+				if !leader.Apply(e) {
+					t.Fatalf("the leader's own proposal %+v does not match its state", e)
+				}
+				log = append(log, e)
+			}
+		}
+		for _, e := range log {
+			follower.Apply(e)
+		}
+		checkCounts(t, leader)
+		checkCounts(t, follower)
+		if !maps.Equal(leader.Counts(), follower.Counts()) {
+			t.Fatalf("seed %d: leader %v, follower %v", seed, leader.Counts(), follower.Counts())
+		}
+		for _, s := range sites {
+			for _, a := range assets {
+				l, _ := leader.State(s, a)
+				f, _ := follower.State(s, a)
+				if l != f {
+					t.Fatalf("seed %d: %s/%s is %s on the leader, %s on the follower", seed, s, a, l, f)
+				}
+			}
+		}
+	}
 }

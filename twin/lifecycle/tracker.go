@@ -25,9 +25,18 @@ const (
 // must be online at the moment it is commissioned. Telemetry counts as being
 // online; going offline is known only from ObserveStatus, so the caller (the
 // twin, which also derives offline from staleness) must report it.
+//
+// LogFirst is how the platform runs the tracker: the lifecycle lives in a
+// log (polis.lifecycle.v1) and the tracker's states change only by folding
+// it (Apply). Evidence (ObserveTelemetry, ObserveStatus, ObserveFault, Tick)
+// then proposes moves without making them: it returns the events and marks
+// the asset as awaiting its proposal, so that more evidence proposes
+// nothing until Apply folds an event of that asset (or Withdraw gives the
+// proposal up). Without LogFirst, evidence moves at once.
 type Options struct {
 	AcceptancePeriod time.Duration // 0 means DefaultAcceptancePeriod
 	Grace            time.Duration // 0 means DefaultGrace; negative means no grace
+	LogFirst         bool
 }
 
 func (o Options) withDefaults() Options {
@@ -53,6 +62,9 @@ type asset struct {
 	Online         bool      `json:"online,omitempty"`
 	OnlineSince    time.Time `json:"online_since,omitzero"`
 	OfflineSince   time.Time `json:"offline_since,omitzero"`
+	// proposed is set while an evidence move proposed under LogFirst waits
+	// to be folded.
+	proposed bool
 }
 
 // Tracker holds the lifecycle state of every asset and applies operator
@@ -160,24 +172,114 @@ func (t *Tracker) SiteCounts(site string) map[State]int {
 // *TransitionError wrapping ErrNotAllowed, unless the table allows from → to.
 // An empty cause is recorded as CauseAPI.
 func (t *Tracker) Transition(site, asset string, to State, actor, cause string, at time.Time) (Event, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k, a, ev, err := t.propose(site, asset, to, actor, cause, at)
+	if err != nil {
+		return Event{}, err
+	}
+	return t.move(k, a, ev.To, ev.Actor, ev.Cause, ev.At), nil
+}
+
+// Propose checks an operator's call as Transition does and returns the
+// event it would record, without moving: under LogFirst the event is
+// written to the log, and Apply makes the move.
+func (t *Tracker) Propose(site, asset string, to State, actor, cause string, at time.Time) (Event, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, _, ev, err := t.propose(site, asset, to, actor, cause, at)
+	return ev, err
+}
+
+func (t *Tracker) propose(site, asset string, to State, actor, cause string, at time.Time) (key, *asset, Event, error) {
 	if actor == "" {
-		return Event{}, fmt.Errorf("cannot move asset %s/%s to %s: no actor", site, asset, to)
+		return key{}, nil, Event{}, fmt.Errorf("cannot move asset %s/%s to %s: no actor", site, asset, to)
 	}
 	if cause == "" {
 		cause = CauseAPI
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	k := key{site, asset}
 	a, ok := t.assets[k]
 	if !ok {
-		return Event{}, fmt.Errorf("cannot move asset %s/%s to %s: %w", site, asset, to, ErrUnknownAsset)
+		return k, nil, Event{}, fmt.Errorf("cannot move asset %s/%s to %s: %w", site, asset, to, ErrUnknownAsset)
 	}
 	if !Allowed(a.State, to) {
 		err := &TransitionError{Site: site, Asset: asset, From: a.State, To: to, Allowed: Next(a.State)}
-		return Event{}, fmt.Errorf("cannot move asset: %w", err)
+		return k, a, Event{}, fmt.Errorf("cannot move asset: %w", err)
 	}
-	return t.move(k, a, to, actor, cause, at), nil
+	return k, a, Event{Site: site, Asset: asset, From: a.State, To: to, At: at, Actor: actor, Cause: cause}, nil
+}
+
+// Apply folds one event of the lifecycle log into the tracker: the asset
+// moves to ev.To, whatever state it is in (the log is the truth; the writer
+// of the log checked the move against the state the log had made), and an
+// asset the tracker does not hold yet is added in ev.To. It reports whether
+// the event found the asset in ev.From (false: the tracker had started from
+// another state, or the event was stale). It clears a pending proposal of
+// the asset. An event to an invalid state is ignored.
+func (t *Tracker) Apply(ev Event) bool {
+	if !ev.To.Valid() || ev.Site == "" || ev.Asset == "" {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{ev.Site, ev.Asset}
+	a, ok := t.assets[k]
+	if !ok {
+		t.assets[k] = newAsset(ev.To)
+		t.count(k.site, ev.To, +1)
+		return false
+	}
+	a.proposed = false
+	matched := a.State == ev.From
+	if a.State == ev.To {
+		return matched
+	}
+	t.move(k, a, ev.To, ev.Actor, ev.Cause, ev.At)
+	// The evidence that proposed the installation starts the acceptance
+	// period, on the instance that saw it (which has FirstTelemetry).
+	if t.opts.LogFirst && ev.To == Installed && ev.Cause == CauseFirstTelemetry &&
+		!a.FirstTelemetry.IsZero() && a.AcceptStart.IsZero() {
+		a.AcceptStart = ev.At
+		t.pending[k] = struct{}{}
+	}
+	return matched
+}
+
+// Withdraw gives up the pending proposal of an asset (LogFirst): its
+// evidence may propose again.
+func (t *Tracker) Withdraw(site, asset string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.assets[key{site, asset}]; ok {
+		a.proposed = false
+	}
+}
+
+// ForgetEvidence drops what was observed of an asset (its connection, its
+// running acceptance period, a pending proposal), keeping its state: this
+// instance no longer watches it.
+func (t *Tracker) ForgetEvidence(site, asset string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := key{site, asset}
+	if a, ok := t.assets[k]; ok {
+		t.assets[k] = newAsset(a.State)
+		delete(t.pending, k)
+	}
+}
+
+// evidence moves an asset on evidence, or under LogFirst proposes the move
+// (false when a proposal is already pending).
+func (t *Tracker) evidence(k key, a *asset, to State, cause string, at time.Time) (Event, bool) {
+	if !t.opts.LogFirst {
+		return t.move(k, a, to, ActorSystem, cause, at), true
+	}
+	if a.proposed {
+		return Event{}, false
+	}
+	a.proposed = true
+	return Event{Site: k.site, Asset: k.asset, From: a.State, To: to, At: at, Actor: ActorSystem, Cause: cause}, true
 }
 
 // move changes state, keeping counts and the pending set in step.
@@ -209,7 +311,16 @@ func (t *Tracker) ObserveTelemetry(site, asset string, at time.Time) []Event {
 	var out []Event
 	t.online(a, at)
 	if a.State == Planned {
-		out = append(out, t.move(k, a, Installed, ActorSystem, CauseFirstTelemetry, at))
+		if e, ok := t.evidence(k, a, Installed, CauseFirstTelemetry, at); ok {
+			out = append(out, e)
+		}
+		if t.opts.LogFirst {
+			// The acceptance period starts when the move is folded (Apply).
+			if a.FirstTelemetry.IsZero() {
+				a.FirstTelemetry = at
+			}
+			return out
+		}
 	}
 	if a.State == Installed && a.AcceptStart.IsZero() {
 		if a.FirstTelemetry.IsZero() {
@@ -271,7 +382,10 @@ func (t *Tracker) ObserveFault(site, asset string, at time.Time) []Event {
 	if !ok || (a.State != Commissioned && a.State != Operational) {
 		return nil
 	}
-	return []Event{t.move(k, a, Faulty, ActorSystem, CauseFault, at)}
+	if e, ok := t.evidence(k, a, Faulty, CauseFault, at); ok {
+		return []Event{e}
+	}
+	return nil
 }
 
 // Tick commissions the installed assets whose acceptance period completed by
@@ -311,7 +425,7 @@ func (t *Tracker) check(k key, a *asset, now time.Time) (Event, bool) {
 	if a.OnlineSince.After(at) {
 		at = a.OnlineSince
 	}
-	return t.move(k, a, Commissioned, ActorSystem, CauseAcceptance, at), true
+	return t.evidence(k, a, Commissioned, CauseAcceptance, at)
 }
 
 type snapshotAsset struct {

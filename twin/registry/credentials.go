@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// credentialsHeader is the header of var/credentials.csv (DESIGN.md).
+// credentialsHeader is the header of var/credentials.csv (docs/design.md).
 var credentialsHeader = []string{"site", "asset", "username", "password"}
 
 // WriteCredentialsCSV writes creds as var/credentials.csv: a header

@@ -38,7 +38,7 @@ type Credential struct {
 	Password string
 }
 
-// Fleet shares per post office, from DESIGN.md's table over 4,800 offices
+// Fleet shares per post office, from docs/design.md's table over 4,800 offices
 // (article A). Every office gets totem, showcase, locker, env, meter, gateway
 // and one charging point; these pick which offices get the rest. Counts are
 // exact (rounded share of Sites), not coin flips, so a fleet of any size

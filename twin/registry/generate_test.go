@@ -76,7 +76,7 @@ func TestGenerate_Random(t *testing.T) {
 	}
 }
 
-// TestGenerate_Fleet checks the DESIGN.md fleet (4,800 offices, 250
+// TestGenerate_Fleet checks the docs/design.md fleet (4,800 offices, 250
 // coworking spaces) against the real comuni.
 func TestGenerate_Fleet(t *testing.T) {
 	cs := loadRealComuni(t)
@@ -146,7 +146,7 @@ func TestGenerate_Fleet(t *testing.T) {
 		}
 	}
 	if desks < 5000 || desks > 10000 {
-		t.Errorf("unexpected desk count %d; want 5,000-10,000 (DESIGN.md)", desks)
+		t.Errorf("unexpected desk count %d; want 5,000-10,000 (docs/design.md)", desks)
 	}
 
 	// Region shares follow the real counts of small comuni (chi-square).

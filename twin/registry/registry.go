@@ -29,6 +29,13 @@ const (
 // every asset of its site.
 const GatewayType = "gateway"
 
+// Where the commands keep the registry and the device credentials unless
+// told otherwise (relative to the working directory, under var/).
+const (
+	DefaultPath            = "var/registry.json"
+	DefaultCredentialsPath = "var/credentials.csv"
+)
+
 // Site is one post office or coworking space.
 type Site struct {
 	ID         string   `json:"id"`
@@ -76,7 +83,7 @@ var (
 	assetRe = regexp.MustCompile(`^[a-z][a-z0-9]*-[0-9]+$`)
 )
 
-// ValidSiteID reports whether id has the DESIGN.md form PO-<istat>-<n> or CW-<prov>-<n>.
+// ValidSiteID reports whether id has the docs/design.md form PO-<istat>-<n> or CW-<prov>-<n>.
 func ValidSiteID(id string) bool { return siteRe.MatchString(id) }
 
 // ValidAssetID reports whether id has the form <type>-<n>.
