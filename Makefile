@@ -3,21 +3,22 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/polis
 PKGS  := ./...
+# chDB (ClickHouse 26.x as a library) for the tests of the Modern schema;
+# scripts/install-deps puts it there.
+export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/libchdb.so
 
 .PHONY: run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
 
 run: deps build ## install what is missing, then run ClickHouse, the platform and a simulated fleet
 	$(BIN) dev
 
-test: deps ## every test, against real ClickHouse, kfake and MQTT clients, with the race detector
-	$(GO) vet $(PKGS)
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+test: deps lint ## lint, then every test, against real ClickHouse, kfake and MQTT clients, with the race detector
 	$(GO) test -race -timeout 20m $(PKGS)
 
 test-short: ## unit tests only, no servers
 	$(GO) test -short $(PKGS)
 
-deps: ## install Debian packages the project needs, if missing
+deps: ## install Debian packages the project needs, and chDB for the tests, if missing
 	@scripts/install-deps
 
 build:
@@ -29,8 +30,9 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-lint: vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+lint: vet ## go vet, gofmt and staticcheck (the version in go.mod's tool line, checks in staticcheck.conf)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) tool staticcheck $(PKGS)
 
 fuzz: ## each fuzz target for FUZZTIME (default 15s)
 	@scripts/fuzz $${FUZZTIME:-15s}
@@ -38,8 +40,12 @@ fuzz: ## each fuzz target for FUZZTIME (default 15s)
 bench: ## Go benchmarks (figures go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-golden: ## rewrite golden files (DDL) from the code
-	$(GO) test ./storage/schema -run Golden -update
+# Every package whose tests have an -update flag; each runs all its tests
+# with it, so every golden file it checks is rewritten.
+GOLDEN_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell git grep -l 'flag.Bool."update"' -- '*_test.go'))))
+
+golden: ## rewrite every golden file (DDL, decoder fixtures, rule test reports, backtest SVG) from the code
+	$(GO) test $(GOLDEN_PKGS) -update
 
 loadtest: deps build ## end-to-end load test (see docs/benchmarks.md)
 	$(GO) run ./loadtest/cmd/e2e $(ARGS)

@@ -162,15 +162,10 @@ func (a *v1) patchDesired(w http.ResponseWriter, r *http.Request) {
 		elsewhere(w, r, s.ID, owner)
 		return
 	}
-	// The Live contract reads ifVersion 0 as "unconditional"; If-Match "0"
-	// means "nobody has set anything yet", so check that here. Two writers
-	// racing on a fresh asset can both pass this check; from version 1 on
-	// the store decides atomically.
-	if !overwrite && ver == 0 && v.DesiredVersion != 0 {
-		preconditionFailed(w, s.ID, as.ID, v.DesiredVersion, ver)
-		return
-	}
-	nv, local, owner, err := a.o.Live.SetDesired(s.ID, as.ID, set, ver, now)
+	// If-Match "0" means "nobody has set anything yet": Live checks it
+	// like any version, atomically, so two writers racing on a fresh asset
+	// cannot both win; "*" overwrites whatever is there.
+	nv, local, owner, err := a.o.Live.SetDesired(s.ID, as.ID, set, ver, overwrite, now)
 	switch {
 	case !local:
 		elsewhere(w, r, s.ID, owner)

@@ -108,7 +108,7 @@ func (l *fakeLive) AssetState(site, asset string, now time.Time) (state.AssetVie
 	return v, true, ""
 }
 
-func (l *fakeLive) SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, now time.Time) (uint64, bool, string, error) {
+func (l *fakeLive) SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, unconditional bool, now time.Time) (uint64, bool, string, error) {
 	if o, local := l.owner(site); !local {
 		return 0, false, o, nil
 	}
@@ -117,6 +117,11 @@ func (l *fakeLive) SetDesired(site, asset string, props map[string]json.RawMessa
 	l.mu.Unlock()
 	if setErr != nil {
 		return 0, true, "", setErr
+	}
+	if !unconditional && ifVersion == 0 {
+		if cur, ok := l.store.Asset(site, asset, now); ok && cur.DesiredVersion != 0 {
+			return cur.DesiredVersion, true, "", state.ErrVersionMismatch
+		}
 	}
 	v, err := l.store.SetDesired(site, asset, props, now, ifVersion)
 	if err == nil {

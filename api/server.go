@@ -154,4 +154,3 @@ func (s *Server) Close() error {
 	}
 	return s.srv.Close()
 }
-

@@ -28,10 +28,11 @@ type Fleet interface {
 type Live interface {
 	SiteState(site string, now time.Time) (v state.SiteView, local bool, owner string)
 	AssetState(site, asset string, now time.Time) (v state.AssetView, local bool, owner string)
-	// SetDesired stores desired properties (ifVersion 0 = unconditional) and
+	// SetDesired stores desired properties (unless unconditional, only if
+	// the current desired version is ifVersion; 0: nothing set yet) and
 	// publishes them retained to the device; returns the new desired version
 	// or state.ErrVersionMismatch / state.ErrUnknownAsset.
-	SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, now time.Time) (version uint64, local bool, owner string, err error)
+	SetDesired(site, asset string, props map[string]json.RawMessage, ifVersion uint64, unconditional bool, now time.Time) (version uint64, local bool, owner string, err error)
 	// Transition moves an asset's lifecycle (operator call); errors from twin/lifecycle.
 	Transition(site, asset string, to lifecycle.State, actor, cause string, now time.Time) (lifecycle.Event, error)
 	// Subscribe streams twin changes until cancel is called; slow readers

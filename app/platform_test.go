@@ -149,15 +149,15 @@ func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
 	if got := e.count(t, "SELECT count() FROM %s.telemetry"); got != uint64(want) {
 		t.Fatalf("unexpected stored rows; got %d; want %d", got, want)
 	}
-	// The rollups agree with the raw rows. An INSERT commits the raw part
-	// before its views' parts, so a reader can see the raw rows a moment
+	// The rollups agree with the raw rows. The writer inserts the raw rows
+	// before the rollup rows, so a reader can see the raw rows a moment
 	// before the rollups: wait for them, bounded.
 	for _, tbl := range []string{"telemetry_1m", "telemetry_1h"} {
 		var n uint64
 		var mn, mx, rmn, rmx float64
 		agree := func() bool {
 			err := e.conn.QueryRow(context.Background(), fmt.Sprintf(
-				"SELECT toUInt64(sum(c)), min(lo), max(hi) FROM (SELECT countMerge(count) AS c, minMerge(min) AS lo, maxMerge(max) AS hi FROM %s.%s GROUP BY site, asset, metric, bucket)",
+				"SELECT toUInt64(sum(count)), min(min), max(max) FROM %s.%s FINAL",
 				e.cfg.Database, tbl)).Scan(&n, &mn, &mx)
 			if err != nil {
 				t.Fatalf("%s: %v", tbl, err)

@@ -177,7 +177,7 @@ func TestRules_StatusAndBacktest(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cfg.RulesDir = dir
-	e.cfg.MilestonesPath = "../../rules/milestones/polis.yaml"
+	e.cfg.MilestonesPath = "../rules/milestones/polis.yaml"
 	token := e.operatorToken(t)
 	p := e.start(t)
 	defer stop(t, p)
@@ -276,4 +276,72 @@ func connectDevice(t *testing.T, e *env, p *app.Platform, typ string) (registry.
 		t.Fatalf("connect as %s: %v", c.Username, tok.Error())
 	}
 	return c, cl
+}
+
+// An open alert keeps its acknowledgement and assignee, and a silence
+// stays, across a restart of the platform: both are restored from their
+// compacted topics, and the condition, still true, does not fire the
+// alert a second time.
+func TestRules_AlertStateSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	rule := "groups:\n  - name: comfort\n    rules:\n      - id: too_hot\n        scope: {asset_types: [env]}\n" +
+		"        expr: last(\"temp_c\") > 30\n        severity: warning\n"
+	if err := os.WriteFile(filepath.Join(dir, "comfort.yaml"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.RulesDir = dir
+	publish := func(p *app.Platform, v int) registry.Credential {
+		t.Helper()
+		c, cl := connectDevice(t, e, p, "env")
+		defer cl.Disconnect(50)
+		if tok := cl.Publish(fmt.Sprintf("polis/v1/%s/%s/telemetry", c.Site, c.Asset), 1, false, fmt.Sprintf(`{"m":{"temp_c":%d}}`, v)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		return c
+	}
+	p := e.start(t)
+	c := publish(p, 35)
+	fp := engine.Fingerprint("too_hot", c.Site, c.Asset)
+	eventually(t, 20*time.Second, func() bool { a, ok := p.Rules.Get(fp); return ok && a.State == engine.StateFiring })
+	if _, err := p.Rules.Ack(fp, "ops", "on it", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Rules.Assign(fp, "maria", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Rules.Silence(engine.Silence{ID: "works", Matchers: []engine.Matcher{{Label: "site", Value: "PO-1"}},
+		Start: time.Now(), End: time.Now().Add(time.Hour), CreatedBy: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, p)
+
+	p = e.start(t)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop(t, p)
+		}
+	}()
+	if sl := p.Rules.Silences(); len(sl) != 1 || sl[0].ID != "works" {
+		t.Fatalf("silences after restart: %+v", sl)
+	}
+	eventually(t, 20*time.Second, func() bool {
+		a, ok := p.Rules.Get(fp)
+		return ok && a.State == engine.StateFiring && a.Ack != nil && a.Ack.By == "ops" && a.Assignee == "maria" && a.Occurrence == 1
+	})
+	publish(p, 36)
+	eventually(t, 20*time.Second, func() bool {
+		a, _ := p.Rules.Get(fp)
+		return a.Value == 36
+	})
+	// Stopping writes every queued change and drains the topic into
+	// ClickHouse: the history is complete.
+	stop(t, p)
+	stopped = true
+	for kind, want := range map[string]uint64{"fired": 1, "acked": 1, "assigned": 1} {
+		if n := e.count(t, "SELECT count() FROM %s.alerts WHERE rule_id = 'too_hot' AND kind = '"+kind+"'"); n != want {
+			t.Errorf("%d %s changes in the history; want %d", n, kind, want)
+		}
+	}
 }

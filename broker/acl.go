@@ -34,7 +34,7 @@ func (p *principal) String() string {
 // devicePublishes are the kinds a device (or its gateway) may publish.
 var devicePublishes = map[topic.Kind]bool{topic.Telemetry: true, topic.Event: true, topic.Reported: true, topic.Status: true}
 
-// canPublish implements the ACLs of DESIGN.md for a concrete topic name.
+// canPublish implements the ACLs of docs/design.md for a concrete topic name.
 func (p *principal) canPublish(name string) bool {
 	if p.role == roleService {
 		for _, f := range p.publish {

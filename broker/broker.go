@@ -1,5 +1,5 @@
 // Package broker embeds mochi-mqtt: it authenticates devices against the
-// registry, enforces the topic ACLs of DESIGN.md, and hands each accepted
+// registry, enforces the topic ACLs of docs/design.md, and hands each accepted
 // publish to ingest, acknowledging QoS 1 only once Kafka has the record.
 package broker
 
@@ -30,17 +30,28 @@ type Ingester interface {
 	Status(ctx context.Context, site, asset, status, cause string, at time.Time) error
 }
 
+// Defaults of Options, used for a zero field.
+const (
+	DefaultAddr          = "127.0.0.1:1883" // TCP listener
+	DefaultMaxPacket     = 1 << 20          // bytes
+	DefaultIngestTimeout = 10 * time.Second
+)
+
+// refusalLogEvery is how often a refusal is logged per reason.
+const refusalLogEvery = time.Second
+
 // Options configure the broker.
 type Options struct {
-	Addr      string // TCP, default 127.0.0.1:1883
+	Addr      string // TCP, default DefaultAddr
 	WSAddr    string // WebSocket; empty = off
 	TLSAddr   string // TCP+TLS; needs TLS
 	TLS       *tls.Config
 	Devices   DeviceAuth
 	Accounts  []Account
 	Ingest    Ingester
-	MaxPacket uint32 // MQTT packet limit, default 1 MiB
-	// IngestTimeout bounds how long a publish waits for Kafka.
+	MaxPacket uint32 // MQTT packet limit, default DefaultMaxPacket
+	// IngestTimeout bounds how long a publish waits for Kafka (default
+	// DefaultIngestTimeout).
 	IngestTimeout time.Duration
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer
@@ -62,13 +73,13 @@ func New(o Options) (*Broker, error) {
 		return nil, errors.New("cannot create broker: Devices and Ingest are required")
 	}
 	if o.Addr == "" {
-		o.Addr = "127.0.0.1:1883"
+		o.Addr = DefaultAddr
 	}
 	if o.MaxPacket == 0 {
-		o.MaxPacket = 1 << 20
+		o.MaxPacket = DefaultMaxPacket
 	}
 	if o.IngestTimeout <= 0 {
-		o.IngestTimeout = 10 * time.Second
+		o.IngestTimeout = DefaultIngestTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -117,6 +128,16 @@ func (b *Broker) Serve() error {
 	}
 	b.log.Info("MQTT broker listening", "addr", b.Addr(), "ws", b.o.WSAddr, "tls", b.o.TLSAddr)
 	return nil
+}
+
+// Run serves until ctx ends, then stops accepting and waits for the
+// publishes in flight (Close).
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.Serve(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return b.Close()
 }
 
 // Addr returns the bound TCP address (useful with port 0).
@@ -366,7 +387,7 @@ func cutUser(u string) (site, asset string, ok bool) {
 // that a misbehaving fleet cannot flood the log.
 func (b *Broker) refuse(reason string, kv ...any) {
 	b.m.refused.WithLabelValues(reason).Inc()
-	if b.m.throttle.allow(reason) {
+	if _, ok := b.m.refusals.Allow(reason); ok {
 		b.log.Warn("MQTT request refused", append([]any{"reason", reason}, kv...)...)
 	}
 }

@@ -227,12 +227,14 @@ func TestACL_DeviceCannotPublishAsAnother(t *testing.T) {
 	c := s.device(t, siteA, "atm-1")
 	// MQTT 3.1.1 has no negative PUBACK: the broker drops the connection.
 	_ = publish(t, c, "polis/v1/"+siteA+"/env-1/telemetry", 1, `{"m":{"temp_c":1}}`)
-	eventually(t, 5*time.Second, func() bool { return !c.IsConnectionOpen() })
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool { return !c.IsConnectionOpen() }, "the broker drops the device")
 	c2 := s.device(t, siteA, "atm-1")
 	if err := publish(t, c2, "polis/v1/"+siteB+"/atm-1/telemetry", 0, `{"m":{"temp_c":1}}`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return counterValue(t, s.reg, "polis_broker_refused_total", "acl_publish") == 2 })
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool {
+		return counterValue(t, s.reg, "polis_broker_refused_total", "acl_publish") == 2
+	}, "two acl_publish refusals counted")
 	// Nothing but status records reached Kafka.
 	if recs := s.consume(t, 1, 2*time.Second, kafka.TopicTelemetry); len(recs) != 0 {
 		t.Fatalf("refused publishes reached Kafka: %d records", len(recs))
@@ -272,7 +274,7 @@ func TestGateway_SpeaksForItsSite(t *testing.T) {
 		t.Fatalf("unexpected records %+v", recs)
 	}
 	_ = publish(t, gw, "polis/v1/"+siteB+"/atm-1/telemetry", 1, `{"m":{"cassette1_pct":80}}`)
-	eventually(t, 5*time.Second, func() bool { return !gw.IsConnectionOpen() })
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool { return !gw.IsConnectionOpen() }, "the broker drops the gateway")
 }
 
 func TestDeadLetter_EachClass(t *testing.T) {
@@ -355,7 +357,7 @@ func TestServiceAccount_BrokersForeignTopicsWithoutIngesting(t *testing.T) {
 	if err := publish(t, pub, "bridge/site/x", 1, "not json at all"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return got.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool { return got.Load() == 1 }, "the subscriber gets the foreign message")
 	if rs := s.consume(t, 1, time.Second, kafka.TopicDeadLetter, kafka.TopicTelemetry); len(rs) != 0 {
 		t.Fatalf("foreign topic was ingested: %d records", len(rs))
 	}
@@ -372,7 +374,7 @@ func TestStatus_WillAndCleanDisconnect(t *testing.T) {
 	env := s.device(t, siteA, "env-1")
 	_ = env
 	var sts []record.Record
-	eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, 50*time.Millisecond, func() bool {
 		sts = nil
 		for _, r := range decodeAll(t, s.consume(t, 4, 2*time.Second, kafka.TopicEvents)) {
 			if r.Kind == record.KindStatus {
@@ -380,7 +382,7 @@ func TestStatus_WillAndCleanDisconnect(t *testing.T) {
 			}
 		}
 		return len(sts) >= 3
-	})
+	}, "three status records")
 	// Order holds per asset (one site, one partition); the two clients race.
 	got := map[string][]string{}
 	for _, r := range sts {
@@ -420,7 +422,7 @@ func TestQoS1_NotAcknowledgedWhileKafkaRefuses(t *testing.T) {
 	if tok.WaitTimeout(8*time.Second) && tok.Error() == nil && c.IsConnectionOpen() {
 		t.Fatal("QoS 1 publish was acknowledged although Kafka refused it")
 	}
-	eventually(t, 10*time.Second, func() bool { return !c.IsConnectionOpen() })
+	testutil.Eventually(t, 10*time.Second, 50*time.Millisecond, func() bool { return !c.IsConnectionOpen() }, "the broker drops the device")
 	if got := counterValue(t, s.reg, "polis_broker_refused_total", "kafka_unavailable"); got < 1 {
 		t.Fatalf("kafka_unavailable not counted")
 	}
@@ -461,19 +463,14 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) f
 	return 0
 }
 
-func eventually(t *testing.T, total time.Duration, f func() bool) {
-	t.Helper()
-	testutil.Eventually(t, total, 50*time.Millisecond, f, "polled condition")
-}
-
 func TestOversizedPacket_Refused(t *testing.T) {
 	s := newStack(t)
 	c := s.device(t, siteA, "env-1")
 	_ = publish(t, c, "polis/v1/"+siteA+"/env-1/telemetry", 1, strings.Repeat("x", 70<<10)) // over MaxPacket (64 KiB)
-	eventually(t, 5*time.Second, func() bool { return !c.IsConnectionOpen() })
-	eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool { return !c.IsConnectionOpen() }, "the broker drops the device")
+	testutil.Eventually(t, 5*time.Second, 50*time.Millisecond, func() bool {
 		return counterValue(t, s.reg, "polis_broker_refused_total", "packet_too_large") == 1
-	})
+	}, "one packet_too_large refusal counted")
 }
 
 // A device whose connection drops without DISCONNECT: its will (offline, on
@@ -504,7 +501,7 @@ func TestStatus_WillOnLostConnection(t *testing.T) {
 	}
 	conn.Close() // no DISCONNECT: the broker sends the will
 	var offline []record.Record
-	eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, 50*time.Millisecond, func() bool {
 		offline = nil
 		// Ask for one record more than expected, so a duplicate would be seen.
 		for _, r := range decodeAll(t, s.consume(t, 3, 2*time.Second, kafka.TopicEvents)) {
@@ -513,7 +510,7 @@ func TestStatus_WillOnLostConnection(t *testing.T) {
 			}
 		}
 		return len(offline) >= 1
-	})
+	}, "an offline status for atm-1")
 	if len(offline) != 1 || len(offline[0].Body) != 0 {
 		t.Fatalf("want exactly one offline status, from the will (no broker cause); got %+v", offline)
 	}

@@ -1,12 +1,12 @@
 package broker
 
 import (
-	"sync"
 	"sync/atomic"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/polis-platform/polis/internal/logthrottle"
 )
 
 type metrics struct {
@@ -14,7 +14,7 @@ type metrics struct {
 	ingested       prometheus.Counter
 	deadLettered   prometheus.Counter
 	publishSeconds prometheus.Histogram
-	throttle       throttle
+	refusals       *logthrottle.Throttle // one log line per reason per refusalLogEvery
 }
 
 func newMetrics(reg prometheus.Registerer, srv *mqtt.Server) *metrics {
@@ -33,6 +33,7 @@ func newMetrics(reg prometheus.Registerer, srv *mqtt.Server) *metrics {
 			Name: "polis_broker_publish_seconds", Help: "Time from a publish's arrival to its Kafka acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		refusals: logthrottle.New(refusalLogEvery),
 	}
 	if reg != nil {
 		reg.MustRegister(m.refused, m.ingested, m.deadLettered, m.publishSeconds,
@@ -40,24 +41,4 @@ func newMetrics(reg prometheus.Registerer, srv *mqtt.Server) *metrics {
 				func() float64 { return float64(atomic.LoadInt64(&srv.Info.ClientsConnected)) }))
 	}
 	return m
-}
-
-// throttle allows one log line per key per second.
-type throttle struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (t *throttle) allow(key string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if t.last == nil {
-		t.last = map[string]time.Time{}
-	}
-	if now.Sub(t.last[key]) < time.Second {
-		return false
-	}
-	t.last[key] = now
-	return true
 }

@@ -20,6 +20,10 @@ import (
 	"github.com/polis-platform/polis/kafka"
 )
 
+// DefaultMaxPayload is the largest payload ingested (bytes) unless
+// Options.MaxPayload says otherwise.
+const DefaultMaxPayload = 256 << 10
+
 // Directory tells whether an asset is registered.
 type Directory interface {
 	Known(site, asset string) bool
@@ -35,7 +39,7 @@ type Options struct {
 	Producer   Producer
 	Directory  Directory
 	Limits     payload.Limits
-	MaxPayload int // bytes; larger payloads are dead-lettered (default 256 KiB)
+	MaxPayload int // bytes; larger payloads are dead-lettered (default DefaultMaxPayload)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now is the clock; tests pin it. Defaults to time.Now.
@@ -64,7 +68,7 @@ const (
 
 // Rejection is returned with DeadLettered: the reason a device can act on.
 type Rejection struct {
-	Code    string
+	Code    string // a payload.Code: the catalogue of dead-letter reasons
 	Message string
 }
 
@@ -83,7 +87,7 @@ func New(o Options) (*Pipeline, error) {
 		return nil, errors.New("cannot create ingest pipeline: Producer and Directory are required")
 	}
 	if o.MaxPayload <= 0 {
-		o.MaxPayload = 256 << 10
+		o.MaxPayload = DefaultMaxPayload
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -112,27 +116,27 @@ func (p *Pipeline) Handle(ctx context.Context, msg Message) (Outcome, *Rejection
 		if len(parts) == 3 {
 			tp.Site, tp.Asset = parts[0], parts[1]
 		}
-		return p.deadLetter(ctx, msg, tp, "bad_topic", err.Error())
+		return p.deadLetter(ctx, msg, tp, payload.CodeBadTopic, err.Error())
 	}
 	if len(msg.Payload) > p.o.MaxPayload {
-		return p.deadLetter(ctx, msg, tp, "too_large",
+		return p.deadLetter(ctx, msg, tp, payload.CodeTooLarge,
 			fmt.Sprintf("payload is %d bytes; the limit is %d", len(msg.Payload), p.o.MaxPayload))
 	}
 	if !p.o.Directory.Known(tp.Site, tp.Asset) {
-		return p.deadLetter(ctx, msg, tp, "unknown_asset",
+		return p.deadLetter(ctx, msg, tp, payload.CodeUnknownAsset,
 			fmt.Sprintf("asset %s of site %s is not in the registry", tp.Asset, tp.Site))
 	}
 	rec, kafkaTopic, err := p.decode(msg, tp)
 	if err != nil {
 		var pe *payload.Error
 		if errors.As(err, &pe) {
-			return p.deadLetter(ctx, msg, tp, string(pe.Code), pe.Msg)
+			return p.deadLetter(ctx, msg, tp, pe.Code, pe.Msg)
 		}
-		return p.deadLetter(ctx, msg, tp, "bad_payload", err.Error())
+		return p.deadLetter(ctx, msg, tp, payload.CodeBadPayload, err.Error())
 	}
 	value, err := record.Marshal(rec)
 	if err != nil {
-		return p.deadLetter(ctx, msg, tp, "bad_payload", err.Error())
+		return p.deadLetter(ctx, msg, tp, payload.CodeBadPayload, err.Error())
 	}
 	key := tp.Site
 	if kafkaTopic == kafka.TopicState {
@@ -200,7 +204,8 @@ func (p *Pipeline) Status(ctx context.Context, site, asset, status, cause string
 	return p.produce(ctx, &kgo.Record{Topic: kafka.TopicEvents, Key: []byte(site), Value: value, Timestamp: at})
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, msg Message, tp topic.Topic, code, text string) (Outcome, *Rejection, error) {
+func (p *Pipeline) deadLetter(ctx context.Context, msg Message, tp topic.Topic, reason payload.Code, text string) (Outcome, *Rejection, error) {
+	code := string(reason)
 	rej := &Rejection{Code: code, Message: text}
 	p.m.deadLetters.WithLabelValues(code).Inc()
 	p.log.Debug("payload dead-lettered", "topic", msg.Topic, "client", msg.Client, "reason", code, "message", text)

@@ -21,11 +21,14 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/polis-platform/polis/broker"
+	"github.com/polis-platform/polis/internal/logthrottle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
-// DefaultBroker is DESIGN.md's MQTT address.
-const DefaultBroker = "tcp://127.0.0.1:1883"
+// DefaultBroker is docs/design.md's MQTT address, where the platform's broker
+// listens by default.
+const DefaultBroker = "tcp://" + broker.DefaultAddr
 
 // Options configures a run. Only Credentials is required.
 type Options struct {
@@ -101,6 +104,7 @@ type runner struct {
 
 	sent, events, points, errs, acked atomic.Uint64
 	loggedErrs                        atomic.Uint64
+	errLog                            *logthrottle.Throttle
 }
 
 func newRunner(opts Options) (*runner, error) {
@@ -116,7 +120,8 @@ func newRunner(opts Options) (*runner, error) {
 	} else if !strings.Contains(opts.Broker, "://") {
 		opts.Broker = "tcp://" + opts.Broker
 	}
-	r := &runner{opts: opts, log: opts.Logger, pacer: newPacer(opts.Rate), budget: newBudget(opts.Messages), speed: opts.Speed}
+	r := &runner{opts: opts, log: opts.Logger, pacer: newPacer(opts.Rate), budget: newBudget(opts.Messages), speed: opts.Speed,
+		errLog: logthrottle.New(errorLogEvery)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -503,12 +508,15 @@ func (r *runner) drain(inflight []mqtt.Token) {
 	}
 }
 
-// logError logs the first errors and then one in a thousand, so that a
+// errorLogEvery is how often an error of one kind is logged.
+const errorLogEvery = time.Second
+
+// logError logs an error at most once per errorLogEvery per msg, so that a
 // broker outage does not drown the log; all are counted in Stats.Errors.
 func (r *runner) logError(msg string, err error, args ...any) {
 	n := r.loggedErrs.Add(1)
-	if n <= 10 || n%1000 == 0 {
-		r.log.Warn(msg, append(args, "error", err, "errors_so_far", n)...)
+	if held, ok := r.errLog.Allow(msg); ok {
+		r.log.Warn(msg, append(args, "error", err, "errors_so_far", n, "suppressed", held)...)
 	}
 }
 

@@ -318,7 +318,7 @@ type totem struct {
 
 const totemRoll = 400 // pages per roll
 
-// Citizen services of the one-stop shop (DESIGN.md).
+// Citizen services of the one-stop shop (docs/design.md).
 var totemServices = [...]string{
 	"passport", "cie", "tax_code", "driving_licence", "civil_certificate",
 	"judicial_certificate", "pension_certificate", "cup_booking", "income_self_declaration",

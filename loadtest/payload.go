@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// appendTelemetry appends the DESIGN.md telemetry payload
+// appendTelemetry appends the docs/design.md telemetry payload
 // {"ts":<epoch ms>,"m":{"<metric>":<number>,...}} to b. Hand-written because
 // it runs for every message; non-finite values are left out (JSON has none).
 func appendTelemetry(b []byte, ts time.Time, ms []Metric) []byte {

@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -113,19 +114,6 @@ func subscribe(t *testing.T, broker string) (get func() []received) {
 	}
 }
 
-// eventually polls f every 10 ms for up to total.
-func eventually(t *testing.T, total time.Duration, f func() bool) bool {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return f()
-}
-
 func fleet(t *testing.T, sites, coworking int) (*registry.Registry, []registry.Credential) {
 	t.Helper()
 	reg, creds, err := registry.Generate(registry.GenerateOptions{Sites: sites, Coworking: coworking, Seed: 1})
@@ -165,10 +153,8 @@ func TestRun_Broker(t *testing.T) {
 		}
 		return
 	}
-	if !eventually(t, 10*time.Second, func() bool { te, ev := data(); return te+ev == n }) {
-		te, ev := data()
-		t.Fatalf("subscriber got %d telemetry and %d event messages; want %d in all", te, ev, n)
-	}
+	testutil.Eventually(t, 10*time.Second, 0, func() bool { te, ev := data(); return te+ev == n },
+		"subscriber gets %d messages in all (telemetry, events: %v)", n, testutil.Lazy(func() any { te, ev := data(); return []int{te, ev} }))
 
 	known := map[string]bool{}
 	for _, c := range creds {
@@ -211,8 +197,9 @@ func TestRun_Broker(t *testing.T) {
 	if uint64(points) != st.Points {
 		t.Errorf("subscriber decoded %d points; Run reported %d", points, st.Points)
 	}
-	// Every device said online, and offline at the end.
-	if !eventually(t, 5*time.Second, func() bool {
+	// Every device said online, and offline at the end (the last offline
+	// messages may still be on their way to the subscriber).
+	testutil.Eventually(t, 5*time.Second, 0, func() bool {
 		status = map[string][]string{}
 		for _, m := range get() {
 			if kind(m.topic) == "status" {
@@ -220,10 +207,13 @@ func TestRun_Broker(t *testing.T) {
 				status[u] = append(status[u], string(m.payload))
 			}
 		}
+		for _, s := range status {
+			if s[len(s)-1] != "offline" {
+				return false
+			}
+		}
 		return len(status) == len(creds)
-	}) {
-		t.Fatalf("status from %d devices; want %d", len(status), len(creds))
-	}
+	}, "status from all %d devices, ending offline (got %v)", len(creds), testutil.Lazy(func() any { return status }))
 	for u, s := range status {
 		if s[0] != "online" || s[len(s)-1] != "offline" {
 			t.Errorf("device %s status sequence %v; want online ... offline", u, s)
@@ -266,17 +256,14 @@ func TestRun_Gateways(t *testing.T) {
 		t.Errorf("%d gateways connected; want 6", len(users))
 	}
 	assets := map[string]bool{}
-	eventually(t, 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, 0, func() bool {
 		for _, m := range get() {
 			if kind(m.topic) == "telemetry" {
 				assets[strings.TrimSuffix(m.topic, "/telemetry")] = true
 			}
 		}
 		return len(assets) == len(creds)
-	})
-	if len(assets) != len(creds) {
-		t.Errorf("telemetry from %d assets; want all %d", len(assets), len(creds))
-	}
+	}, "telemetry from all %d assets (got %v)", len(creds), testutil.Lazy(func() any { return len(assets) }))
 	if !regexp.MustCompile(`(?m)^simulate: 1s sent=\d+ \d+ msg/s \d+ points/s errors=0$`).Match(progress.Bytes()) {
 		t.Errorf("no per-second progress line in %q", progress.String())
 	}

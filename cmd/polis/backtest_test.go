@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
-func TestMain(m *testing.M) { chtest.Main(m) }
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(chtest.Runner(m)) }
 
 // polis rules backtest against a real ClickHouse: rows written to the
 // telemetry table replay through a rule file into occurrences, a table

@@ -15,8 +15,8 @@ import (
 func runClickHouse(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("clickhouse", flag.ContinueOnError)
 	dir := fs.String("dir", "var/clickhouse", "config, data and logs directory")
-	tcp := fs.Int("tcp-port", 9000, "native protocol port (127.0.0.1)")
-	http := fs.Int("http-port", 8123, "HTTP port (127.0.0.1)")
+	tcp := fs.Int("tcp-port", chserver.DefaultTCPPort, "native protocol port (127.0.0.1)")
+	http := fs.Int("http-port", chserver.DefaultHTTPPort, "HTTP port (127.0.0.1)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 
 // runDev is what `make run` runs: everything on one machine, on the default
 // addresses, with the state under var/.
-func runDev(ctx context.Context, args []string, stdout io.Writer) error {
+func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	cfg := app.Defaults()
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	var brokers, level string
@@ -32,7 +32,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	g.bind(fs)
 	var sim simulateFlags
 	sim.bind(fs, false)
-	chHTTP := fs.Int("clickhouse-http-port", 8123, "HTTP port of the ClickHouse started under DATA-DIR/clickhouse")
+	chHTTP := fs.Int("clickhouse-http-port", chserver.DefaultHTTPPort, "HTTP port of the ClickHouse started under DATA-DIR/clickhouse")
 	noSim := fs.Bool("no-simulator", false, "do not run the simulated fleet")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -76,7 +76,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		}()
 	}
 
-	if g.out == "var/registry.json" {
+	if g.out == registry.DefaultPath {
 		g.out = filepath.Join(cfg.DataDir, "registry.json")
 		g.creds = filepath.Join(cfg.DataDir, "credentials.csv")
 	}
@@ -105,11 +105,21 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A failed component stops the simulator too, and dev exits with its
+	// error rather than simulating against half a platform.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-p.Failed():
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := p.Shutdown(sctx); err != nil {
-			log.Warn("shutdown", "err", err)
+		stop()
+		if werr := p.Wait(ctx, 60*time.Second); werr != nil && err == nil {
+			err = werr
 		}
 	}()
 	chHTTPAddr := fmt.Sprintf("127.0.0.1:%d", *chHTTP)

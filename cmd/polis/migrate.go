@@ -9,13 +9,14 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	addr := fs.String("clickhouse", "127.0.0.1:9000", "ClickHouse native protocol address")
-	db := fs.String("database", "polis", "database to migrate")
+	addr := fs.String("clickhouse", storage.DefaultAddr, "ClickHouse native protocol address")
+	db := fs.String("database", schema.DefaultDatabase, "database to migrate")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func runRegistry(ctx context.Context, args []string, stdout io.Writer) error {
 // ISTAT's list of comuni, printing the refused rows.
 func registryImport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("registry import", flag.ContinueOnError)
-	path := fs.String("registry", "var/registry.json", "registry file to update (created if missing)")
+	path := fs.String("registry", registry.DefaultPath, "registry file to update (created if missing)")
 	csvPath := fs.String("csv", "", "sites and assets in the layout of 'polis registry export' (registry.ImportHeader)")
 	istat := fs.String("istat", "", "ISTAT list of comuni (Mappa Aree Interne 2020 layout): adds a post office PO-<code>-1 per comune")
 	centroids := fs.String("centroids", filepath.Join(defaultDataDir, "comuni_centroidi_openpolis_2023.csv"), "comune centroids (with --istat)")
@@ -107,7 +107,7 @@ func registryImport(args []string, stdout io.Writer) error {
 // registryExport writes a registry file as CSV, in our layout or ISTAT's.
 func registryExport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("registry export", flag.ContinueOnError)
-	path := fs.String("registry", "var/registry.json", "registry file")
+	path := fs.String("registry", registry.DefaultPath, "registry file")
 	istat := fs.Bool("istat", false, "write the post offices' comuni in the ISTAT layout instead")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -134,8 +134,8 @@ func (g *generateFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&g.sites, "sites", 4800, "post offices")
 	fs.IntVar(&g.coworking, "coworking", 250, "coworking spaces")
 	fs.Uint64Var(&g.seed, "seed", 1, "seed: the same seed gives the same fleet")
-	fs.StringVar(&g.out, "out", "var/registry.json", "registry file to write")
-	fs.StringVar(&g.creds, "credentials", "var/credentials.csv", "device credentials file to write (site,asset,username,password)")
+	fs.StringVar(&g.out, "out", registry.DefaultPath, "registry file to write")
+	fs.StringVar(&g.creds, "credentials", registry.DefaultCredentialsPath, "device credentials file to write (site,asset,username,password)")
 	fs.StringVar(&g.comuni, "comuni", filepath.Join(defaultDataDir, "comuni_mappa_ai_2020.csv"),
 		"ISTAT list of comuni (Mappa Aree Interne 2020 layout) to place offices in real comuni; empty: synthetic ids")
 	fs.BoolVar(&g.random, "random-secrets", false, "draw fresh random secrets instead of deriving them from the seed")

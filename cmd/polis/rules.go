@@ -112,9 +112,9 @@ func loadRulesArg(path string) ([]*dsl.Rule, error) {
 
 func rulesBacktest(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rules backtest", flag.ContinueOnError)
-	addr := fs.String("clickhouse", "127.0.0.1:9000", "ClickHouse native protocol address")
-	db := fs.String("database", "polis", "ClickHouse database")
-	regPath := fs.String("registry", "var/registry.json", "registry file of sites and assets")
+	addr := fs.String("clickhouse", storage.DefaultAddr, "ClickHouse native protocol address")
+	db := fs.String("database", schema.DefaultDatabase, "ClickHouse database")
+	regPath := fs.String("registry", registry.DefaultPath, "registry file of sites and assets")
 	from := fs.String("from", "", "start of the range (RFC 3339; default: 24 hours before -to)")
 	to := fs.String("to", "", "end of the range (RFC 3339; default: now)")
 	only := fs.String("rule", "", "comma-separated rule ids to run (default: every rule given)")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/rules/sink"
 )
 
 // serveFlags binds the flags of `polis serve` (also used by `polis dev`).
@@ -24,8 +25,8 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(brokers, "kafka-brokers", "", "comma-separated Kafka or Redpanda seed brokers (empty: run the embedded single-machine cluster)")
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", c.KafkaAddr, "listen address of the embedded Kafka cluster")
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions per topic of the embedded cluster")
-	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps records (log.retention.ms)")
-	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition by the embedded cluster (log.retention.bytes; 0: unbounded)")
+	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps the stream topics' records (their retention.ms; compacted and kept-forever topics are never trimmed)")
+	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition of a stream topic by the embedded cluster (retention.bytes; 0: unbounded)")
 	fs.DurationVar(&c.ProducerLinger, "kafka-linger", c.ProducerLinger, "how long the producer waits to fill a batch")
 	fs.StringVar(&c.ClickHouseAddr, "clickhouse", c.ClickHouseAddr, "ClickHouse native protocol address")
 	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database")
@@ -41,7 +42,7 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(&c.AlertMQTT, "alert-mqtt", c.AlertMQTT, "MQTT broker URL (tcp://host:port) that gets every delivered alert change (empty: none)")
 	fs.StringVar(&c.AlertMQTTUsername, "alert-mqtt-username", c.AlertMQTTUsername, "username of the alert MQTT sink")
 	fs.StringVar(&c.AlertMQTTPassword, "alert-mqtt-password", c.AlertMQTTPassword, "password of the alert MQTT sink")
-	fs.StringVar(&c.AlertMQTTTopic, "alert-mqtt-topic", c.AlertMQTTTopic, "topic prefix of the alert MQTT sink (default polis/alerts/v1): PREFIX/<site>/<asset>/<rule>")
+	fs.StringVar(&c.AlertMQTTTopic, "alert-mqtt-topic", c.AlertMQTTTopic, "topic prefix of the alert MQTT sink (default "+sink.DefaultTopicPrefix+"): PREFIX/<site>/<asset>/<rule>")
 	fs.StringVar(&c.AlertWebhookKey, "alert-webhook-key", c.AlertWebhookKey, "HMAC-SHA256 key; the body's signature is sent in X-Polis-Signature")
 	fs.DurationVar(&c.AlertOptions.FlapWindow, "alert-flap-window", c.AlertOptions.FlapWindow, "window in which an alert's state changes are counted for flapping (0: no damping)")
 	fs.IntVar(&c.AlertOptions.FlapThreshold, "alert-flap-threshold", c.AlertOptions.FlapThreshold, "state changes within the flap window that mark an alert flapping")
@@ -69,8 +70,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var brokers, level string
 	serveFlags(fs, &cfg, &brokers, &level)
+	check := fs.Bool("check", false, "load and validate every file and flag, print what would run, and exit without listening")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *check {
+		cfg.KafkaBrokers = splitList(brokers)
+		return app.Check(cfg, stdout)
 	}
 	log, err := newLogger(os.Stderr, level)
 	if err != nil {
@@ -83,9 +89,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "polis serving: MQTT %s, HTTP http://%s (metrics /metrics, readiness /readyz), Kafka %s\n",
 		p.Broker.Addr(), p.HTTP.Addr(), strings.Join(p.Brokers, ","))
-	<-ctx.Done()
-	log.Info("signal received, shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return p.Shutdown(sctx)
+	// Until a signal (nil) or the first component to fail (its error, so
+	// the process exits non-zero rather than serving without it).
+	return p.Wait(ctx, 60*time.Second)
 }

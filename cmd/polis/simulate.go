@@ -25,7 +25,7 @@ type simulateFlags struct {
 // bind adds the simulator's flags; `polis dev` shares --credentials with
 // the generator and sets the broker itself, so it leaves those out.
 func (s *simulateFlags) bind(fs *flag.FlagSet, standalone bool) {
-	s.broker, s.creds = "tcp://127.0.0.1:1883", "var/credentials.csv"
+	s.broker, s.creds = loadtest.DefaultBroker, registry.DefaultCredentialsPath
 	if standalone {
 		fs.StringVar(&s.broker, "broker", s.broker, "MQTT broker URL")
 		fs.StringVar(&s.creds, "credentials", s.creds, "device credentials (site,asset,username,password)")

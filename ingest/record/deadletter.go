@@ -13,7 +13,7 @@ import (
 type DeadLetter struct {
 	Received int64  `json:"received"` // Unix milliseconds, arrival at the broker
 	Topic    string `json:"topic"`    // MQTT topic
-	Reason   string `json:"reason"`   // machine code from the error catalogue
+	Reason   string `json:"reason"`   // machine code from the catalogue of ingest/payload (payload.Code)
 	Message  string `json:"message"`  // human text
 	Site     string `json:"site"`
 	Asset    string `json:"asset"`

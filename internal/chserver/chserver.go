@@ -20,18 +20,33 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
+// ClickHouse's own ports, where `polis clickhouse` and `polis dev` run
+// the server unless told otherwise.
+const (
+	DefaultTCPPort  = 9000
+	DefaultHTTPPort = 8123
+)
+
+// Defaults of Options, used for a zero field.
+const (
+	DefaultStartTimeout = 30 * time.Second
+	DefaultStopTimeout  = 20 * time.Second
+)
+
 // Options configure a server.
 type Options struct {
 	// Dir holds config.xml, users.xml, data, logs. Required; created if missing.
 	Dir string
-	// TCPPort (native protocol) and HTTPPort; 0 picks a free loopback port.
+	// TCPPort (native protocol) and HTTPPort; 0 picks a free loopback port
+	// (DefaultTCPPort and DefaultHTTPPort are the commands' defaults).
 	TCPPort, HTTPPort int
 	Logger            *slog.Logger
 	// Binary defaults to clickhouse-server on PATH, then /usr/sbin/clickhouse-server.
 	Binary string
-	// StartTimeout bounds Start and Restart; default 30s.
+	// StartTimeout bounds Start and Restart; default DefaultStartTimeout.
 	StartTimeout time.Duration
-	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL; default 20s.
+	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL;
+	// default DefaultStopTimeout.
 	StopTimeout time.Duration
 }
 
@@ -64,10 +79,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	o.Logger = o.Logger.With("component", "chserver")
 	if o.StartTimeout <= 0 {
-		o.StartTimeout = 30 * time.Second
+		o.StartTimeout = DefaultStartTimeout
 	}
 	if o.StopTimeout <= 0 {
-		o.StopTimeout = 20 * time.Second
+		o.StopTimeout = DefaultStopTimeout
 	}
 	if o.Binary, err = findBinary(o.Binary); err != nil {
 		return nil, err
@@ -131,6 +146,23 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopLocked()
+}
+
+// Kill stops the server with SIGKILL, as a crash would: no shutdown, no
+// flush. Restart starts it again on the same data.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return nil
+	}
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("cannot kill clickhouse-server: %w", err)
+	}
+	<-done
+	return nil
 }
 
 // Restart stops the server if it runs and starts it again on the same ports

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -182,7 +183,7 @@ func runBulk(ctx context.Context, cfg Config, tmp string, ch *CHInfo, fleet *Fle
 	defer embedded.Close()
 	fmt.Fprintf(cfg.Progress, "e2e: bulk: producing %d records of %d points to an embedded Kafka\n", res.Records, pointsPerRecord)
 	began := time.Now()
-	if res.KafkaBytes, err = produceBulk(ctx, embedded.Addrs(), g); err != nil {
+	if res.KafkaBytes, err = produceBulk(ctx, embedded.Addrs(), g, cfg.Logger); err != nil {
 		return res, err
 	}
 	res.ProduceTook = time.Since(began)
@@ -288,8 +289,8 @@ func clientInsert(ctx context.Context, addr, path string) (time.Duration, error)
 
 // produceBulk writes every record of g to the telemetry topic, keyed by
 // site as ingest does, and waits until Kafka has them all.
-func produceBulk(ctx context.Context, brokers []string, g *bulkGen) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kafka.SitePartitioner()),
+func produceBulk(ctx context.Context, brokers []string, g *bulkGen, log *slog.Logger) (int64, error) {
+	cl, err := kafka.NewClient(brokers, log, kgo.RecordPartitioner(kafka.SitePartitioner()),
 		kgo.ProducerBatchMaxBytes(4<<20), kgo.MaxBufferedRecords(1<<16))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create Kafka producer: %w", err)

@@ -23,7 +23,15 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/polis-platform/polis/internal/chserver"
+	"github.com/polis-platform/polis/storage"
+	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin/registry"
+)
+
+// Defaults of Config, used for a zero field (the writer's are storage's).
+const (
+	DefaultDrainTimeout = 120 * time.Second
+	DefaultMosquitto    = "/usr/sbin/mosquitto"
 )
 
 // Config describes one load-test run.
@@ -71,16 +79,16 @@ func (c *Config) defaults() error {
 		c.Speed = 1
 	}
 	if c.Database == "" {
-		c.Database, c.ownDatabase = "polis", true
+		c.Database, c.ownDatabase = schema.DefaultDatabase, true
 		if c.ClickHouse != "" {
 			// Do not mix load-test rows into a developer's `make run` data.
 			c.Database = "polis_loadtest"
 		}
 	}
-	c.WriterMaxRows = cmp.Or(c.WriterMaxRows, 100000)
-	c.WriterMaxWait = cmp.Or(c.WriterMaxWait, 500*time.Millisecond)
-	c.DrainTimeout = cmp.Or(c.DrainTimeout, 120*time.Second)
-	c.Mosquitto = cmp.Or(c.Mosquitto, "/usr/sbin/mosquitto")
+	c.WriterMaxRows = cmp.Or(c.WriterMaxRows, storage.DefaultMaxRows)
+	c.WriterMaxWait = cmp.Or(c.WriterMaxWait, storage.DefaultMaxWait)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
+	c.Mosquitto = cmp.Or(c.Mosquitto, DefaultMosquitto)
 	if c.BulkRows <= 0 {
 		c.SkipBulk = true
 	}

@@ -6,6 +6,10 @@
 //
 //	func TestMain(m *testing.M) { chtest.Main(m) }
 //
+// or, checking for leaked goroutines once it has stopped:
+//
+//	func TestMain(m *testing.M) { testutil.VerifyNoLeaks(chtest.Runner(m)) }
+//
 // (Without it the server still dies with the test binary, through the
 // parent-death signal, but its temporary directory stays behind.)
 //
@@ -44,10 +48,19 @@ var shared struct {
 }
 
 // Main runs the package's tests and then stops the shared server.
-func Main(m *testing.M) {
-	code := m.Run()
+func Main(m *testing.M) { os.Exit(Runner(m).Run()) }
+
+// Runner wraps m so that its Run also stops the shared server, for a
+// TestMain that checks something once the server is gone, such as
+// testutil.VerifyNoLeaks.
+func Runner(m *testing.M) interface{ Run() int } { return runner{m} }
+
+type runner struct{ m *testing.M }
+
+func (r runner) Run() int {
+	code := r.m.Run()
 	stopShared()
-	os.Exit(code)
+	return code
 }
 
 // Shared returns the native address of the test binary's ClickHouse.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/polis-platform/polis/internal/testutil"
 )
 
-func TestMain(m *testing.M) { Main(m) }
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(Runner(m)) }
 
 func TestShared_Database(t *testing.T) {
 	addr := Shared(t)

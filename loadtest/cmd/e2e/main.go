@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/polis-platform/polis/loadtest/e2e"
+	"github.com/polis-platform/polis/storage"
 )
 
 func main() {
@@ -45,13 +46,13 @@ func run() (int, error) {
 	fs.BoolVar(&cfg.SkipBulk, "skip-bulk", false, "skip the bulk insert baseline")
 	fs.IntVar(&cfg.BulkRows, "bulk-rows", 1000000, "rows of the bulk insert baseline")
 	fs.StringVar(&cfg.RulesDir, "rules", "", "directory of alert rules the twin evaluates (e.g. rules/pack); empty: none")
-	fs.DurationVar(&cfg.WriterMaxWait, "writer-max-wait", 500*time.Millisecond, "storage writer: flush a batch this long after its first record")
-	fs.IntVar(&cfg.WriterMaxRows, "writer-max-rows", 100000, "storage writer: flush a batch at this many rows")
+	fs.DurationVar(&cfg.WriterMaxWait, "writer-max-wait", storage.DefaultMaxWait, "storage writer: flush a batch this long after its first record")
+	fs.IntVar(&cfg.WriterMaxRows, "writer-max-rows", storage.DefaultMaxRows, "storage writer: flush a batch at this many rows")
 	fs.DurationVar(&cfg.KafkaLinger, "kafka-linger", 0, "ingest's Kafka producer linger")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 120*time.Second, "how long to wait for every published point to be queryable")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", e2e.DefaultDrainTimeout, "how long to wait for every published point to be queryable")
 	fs.Float64Var(&cfg.Speed, "speed", 60, "simulated seconds per real second (the device models vary over simulated time)")
 	qos := fs.Int("qos", 1, "MQTT QoS of the simulator (0 or 1)")
-	fs.StringVar(&cfg.Mosquitto, "mosquitto", "/usr/sbin/mosquitto", "mosquitto binary for the baseline")
+	fs.StringVar(&cfg.Mosquitto, "mosquitto", e2e.DefaultMosquitto, "mosquitto binary for the baseline")
 	level := fs.String("log-level", "warn", "log level (debug, info, warn, error)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
