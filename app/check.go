@@ -107,7 +107,7 @@ func Check(cfg Config, w io.Writer) error {
 		f("  kafka                  %s", strings.Join(cfg.KafkaBrokers, ","))
 	}
 	f("  clickhouse             %s, database %s, migrate %t", cfg.ClickHouseAddr, cfg.Database, cfg.Migrate)
-	f("  storage writer         batches of up to %d rows, %s", cfg.WriterMaxRows, cfg.WriterMaxWait)
+	f("  storage writer         batches of up to %d rows, %s; rollups every %s", cfg.WriterMaxRows, cfg.WriterMaxWait, cfg.WriterRollupEvery)
 	f("  kafka producer         linger %s", cfg.ProducerLinger)
 	f("  lifecycle follower     polis.lifecycle.v1, folded into the lifecycle tracker")
 	f("  lifecycle writer       polis.lifecycle.v1 into ClickHouse's lifecycle_events")

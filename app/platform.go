@@ -56,6 +56,9 @@ type Config struct {
 	Migrate        bool
 	WriterMaxRows  int
 	WriterMaxWait  time.Duration
+	// WriterRollupEvery is how often the writer writes the rollup rows and
+	// commits Kafka offsets (storage.WriterOptions.RollupEvery).
+	WriterRollupEvery time.Duration
 
 	RegistryPath string
 	AccountsPath string
@@ -83,19 +86,20 @@ type Config struct {
 // Defaults returns the configuration of docs/design.md's default addresses.
 func Defaults() Config {
 	return Config{
-		DataDir:         "var",
-		MQTTAddr:        broker.DefaultAddr,
-		HTTPAddr:        api.DefaultAddr,
-		KafkaAddr:       kafka.DefaultAddr,
-		KafkaPartitions: kafka.DefaultPartitions,
-		KafkaRetention:  kafka.DefaultRetention,
-		ProducerLinger:  0,
-		ClickHouseAddr:  storage.DefaultAddr,
-		Database:        schema.DefaultDatabase,
-		Migrate:         true,
-		WriterMaxRows:   storage.DefaultMaxRows,
-		WriterMaxWait:   storage.DefaultMaxWait,
-		RegistryPath:    registry.DefaultPath,
+		DataDir:           "var",
+		MQTTAddr:          broker.DefaultAddr,
+		HTTPAddr:          api.DefaultAddr,
+		KafkaAddr:         kafka.DefaultAddr,
+		KafkaPartitions:   kafka.DefaultPartitions,
+		KafkaRetention:    kafka.DefaultRetention,
+		ProducerLinger:    0,
+		ClickHouseAddr:    storage.DefaultAddr,
+		Database:          schema.DefaultDatabase,
+		Migrate:           true,
+		WriterMaxRows:     storage.DefaultMaxRows,
+		WriterMaxWait:     storage.DefaultMaxWait,
+		WriterRollupEvery: storage.DefaultRollupEvery,
+		RegistryPath:      registry.DefaultPath,
 
 		TwinSnapshotEvery: twin.DefaultSnapshotEvery,
 		AlertOptions: engine.Options{MaxLateness: 10 * time.Minute, MaxAge: 15 * time.Minute, FlapWindow: time.Hour, FlapThreshold: 6,
@@ -181,7 +185,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 		return err
 	}
 	writer, err := storage.NewWriter(storage.WriterOptions{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database,
-		Flavor: flavor, MaxRows: cfg.WriterMaxRows, MaxWait: cfg.WriterMaxWait, Logger: cfg.Logger, Registerer: reg})
+		Flavor: flavor, MaxRows: cfg.WriterMaxRows, MaxWait: cfg.WriterMaxWait, RollupEvery: cfg.WriterRollupEvery, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -32,10 +32,8 @@ type batch struct {
 	ev      *eventRows
 	dl      *deadLetterRows
 	al      *alertRows
-	// staged: the writer's rollups hold this batch's rows; rollupSent
-	// marks those ClickHouse accepted.
-	staged     bool
-	rollupSent [2]bool
+	// staged: the writer's rollups hold this batch's points.
+	staged bool
 }
 
 func newBatch(f schema.Flavor) *batch {
@@ -65,7 +63,6 @@ func (b *batch) reset() {
 	}
 	b.records = 0
 	b.staged = false
-	clear(b.rollupSent[:])
 }
 
 // insertSQL names the columns: 18.16 rejects a bare "INSERT INTO t" from
@@ -123,7 +120,8 @@ type telemetryRows struct {
 	kpart   []uint16
 	koffset []uint64
 	kidx    []uint16
-	tsMilli []int64 // source time in ms, for the rollups (not a column)
+	tsMilli []int64  // source time in ms, for the rollups (not a column)
+	sid     []uint32 // series ids, filled by the rollups (not a column)
 	// bad marks rows ClickHouse refused for good (dead-lettered, not in
 	// the rollups).
 	bad map[int]bool
@@ -151,7 +149,7 @@ func (r *telemetryRows) reset() {
 	r.site, r.asset, r.metric = r.site[:0], r.asset[:0], r.metric[:0]
 	r.ts, r.received, r.tsMS = r.ts[:0], r.received[:0], r.tsMS[:0]
 	r.value, r.late = r.value[:0], r.late[:0]
-	r.kpart, r.koffset, r.kidx, r.tsMilli = r.kpart[:0], r.koffset[:0], r.kidx[:0], r.tsMilli[:0]
+	r.kpart, r.koffset, r.kidx, r.tsMilli, r.sid = r.kpart[:0], r.koffset[:0], r.kidx[:0], r.tsMilli[:0], r.sid[:0]
 	clear(r.bad)
 }
 

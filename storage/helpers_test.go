@@ -95,6 +95,9 @@ func (e *env) startWriter(t *testing.T, conn driver.Conn, o WriterOptions) *runn
 	reg := prometheus.NewRegistry()
 	o.Brokers = e.bus.Addrs()
 	o.Conn = conn
+	if o.RollupEvery == 0 {
+		o.RollupEvery = 100 * time.Millisecond // offsets are committed after it
+	}
 	o.Database = e.db
 	o.Registerer = reg
 	o.Logger = testLogger()

@@ -44,6 +44,7 @@ func insertModern(t *testing.T, s *chdbtest.Session, db string, b *batch, rs []*
 			r.cache[k] = rollupRow{}
 		}
 		r.mergeBatch(b.tel)
+		r.lay()
 		tables = append(tables, r)
 	}
 	insertTables(t, s, db, tables)
@@ -300,6 +301,7 @@ func TestModern_Telemetry(t *testing.T) {
 			r.cache[k] = rollupRow{}
 		}
 		r.mergeBatch(again.tel)
+		r.lay()
 		insertTables(t, s, db, []table{r}) // the same rows as the first insert
 	}
 	insertModern(t, s, db, telemetryBatch(ps), rs) // replayed: nothing to merge

@@ -25,8 +25,40 @@ import (
 // rollup inserts are each idempotent, so no order between them matters.
 
 type rollupKey struct {
-	site, asset, metric string
-	bucket              int64 // Unix seconds
+	series uint32 // seriesIndex id of (site, asset, metric)
+	bucket int64  // Unix seconds
+}
+
+// seriesIndex numbers the series (site, asset, metric) the writer has
+// met, so that the rollups hash a number per point rather than three
+// strings per table. It only grows: a fleet has a bounded set of series.
+type seriesIndex struct {
+	ids  map[[3]string]uint32
+	keys [][3]string
+}
+
+func newSeriesIndex() *seriesIndex { return &seriesIndex{ids: map[[3]string]uint32{}} }
+
+func (x *seriesIndex) id(site, asset, metric string) uint32 {
+	k := [3]string{site, asset, metric}
+	if id, ok := x.ids[k]; ok {
+		return id
+	}
+	id := uint32(len(x.keys))
+	x.ids[k] = id
+	x.keys = append(x.keys, k)
+	return id
+}
+
+// ids fills t.sid with the series of every point.
+func (x *seriesIndex) fill(t *telemetryRows) {
+	if len(t.sid) == t.len() {
+		return
+	}
+	t.sid = t.sid[:0]
+	for i := range t.len() {
+		t.sid = append(t.sid, x.id(t.site[i], t.asset[i], t.metric[i]))
+	}
 }
 
 type rollupRow struct {
@@ -66,6 +98,7 @@ func (r *rollupRow) replayed(pos uint64, part uint16, recv int64) bool {
 // rollup keeps one rollup table: the rows of recent buckets in memory, the
 // rows a batch changed until ClickHouse has them, and their columns.
 type rollup struct {
+	series *seriesIndex
 	table  string
 	width  int64 // bucket width in seconds
 	keep   int64 // buckets this much older than the newest leave the cache
@@ -73,10 +106,18 @@ type rollup struct {
 
 	cache  map[rollupKey]rollupRow
 	staged map[rollupKey]rollupRow
+	laid   bool // the columns hold the staged rows
 	newest int64
 	// crossed counts points of a series seen in another partition than
 	// its row's: replays of such points cannot be told apart.
 	crossed int
+
+	// horizon[p] is a bucket above which ClickHouse holds no row of
+	// partition p's series but those this writer wrote (and still caches):
+	// a key above it that is not cached is empty without a query. Read
+	// from ClickHouse when a partition is first met, raised when rows
+	// leave the cache.
+	horizon map[uint16]int64
 
 	mu      sync.Mutex
 	revoked map[int32]bool // partitions another writer now owns
@@ -93,9 +134,9 @@ type rollup struct {
 	seen                []uint64
 }
 
-func newRollup(table string, width, keep time.Duration, legacy bool) *rollup {
-	return &rollup{table: table, width: int64(width / time.Second), keep: int64(keep / time.Second), legacy: legacy,
-		cache: map[rollupKey]rollupRow{}, staged: map[rollupKey]rollupRow{}, revoked: map[int32]bool{}}
+func newRollup(series *seriesIndex, table string, width, keep time.Duration, legacy bool) *rollup {
+	return &rollup{series: series, table: table, width: int64(width / time.Second), keep: int64(keep / time.Second), legacy: legacy,
+		cache: map[rollupKey]rollupRow{}, staged: map[rollupKey]rollupRow{}, revoked: map[int32]bool{}, horizon: map[uint16]int64{}}
 }
 
 func (r *rollup) name() string { return r.table }
@@ -114,9 +155,14 @@ func (r *rollup) values() []any {
 
 func (r *rollup) len() int { return len(r.site) }
 
-// reset drops the staged rows (the batch is done or abandoned).
+// reset drops the staged rows (written, or abandoned) and their columns.
 func (r *rollup) reset() {
 	clear(r.staged)
+	r.clearColumns()
+}
+
+func (r *rollup) clearColumns() {
+	r.laid = false
 	r.site, r.asset, r.metric, r.bucket = r.site[:0], r.asset[:0], r.metric[:0], r.bucket[:0]
 	r.min, r.max, r.sum, r.last, r.count = r.min[:0], r.max[:0], r.sum[:0], r.last[:0], r.count[:0]
 	r.lastTSModern, r.lastTSLegacy, r.kpart, r.upto = r.lastTSModern[:0], r.lastTSLegacy[:0], r.kpart[:0], r.upto[:0]
@@ -141,6 +187,9 @@ func (r *rollup) purgeRevoked() {
 	if len(rev) == 0 {
 		return
 	}
+	for p := range rev {
+		delete(r.horizon, uint16(p))
+	}
 	for k, row := range r.cache {
 		if rev[int32(row.kpart)] {
 			delete(r.cache, k)
@@ -154,7 +203,7 @@ func (r *rollup) key(t *telemetryRows, i int) rollupKey {
 		sec--
 	}
 	b := sec - ((sec%r.width)+r.width)%r.width
-	return rollupKey{site: t.site[i], asset: t.asset[i], metric: t.metric[i], bucket: b}
+	return rollupKey{series: t.sid[i], bucket: b}
 }
 
 // stage merges the batch's points into the rows they belong to, reading
@@ -163,29 +212,68 @@ func (r *rollup) key(t *telemetryRows, i int) rollupKey {
 func (r *rollup) stage(ctx context.Context, conn driver.Conn, db string, t *telemetryRows) error {
 	r.purgeRevoked()
 	if missing := r.missing(t); len(missing) > 0 {
-		if err := r.load(ctx, conn, db, missing); err != nil {
-			return err
+		for _, p := range missing {
+			if _, ok := r.horizon[p]; !ok {
+				h, err := r.readHorizon(ctx, conn, db, p)
+				if err != nil {
+					return err
+				}
+				r.horizon[p] = h
+			}
+		}
+		load := map[rollupKey]uint16{}
+		for k, p := range missing {
+			if k.bucket > r.horizon[p] {
+				r.cache[k] = rollupRow{} // nothing stored there yet
+			} else {
+				load[k] = p
+			}
+		}
+		if len(load) > 0 {
+			if err := r.load(ctx, conn, db, load); err != nil {
+				return err
+			}
 		}
 	}
 	r.mergeBatch(t)
 	return nil
 }
 
-// missing returns the keys of the batch's rows that are not in the cache.
-func (r *rollup) missing(t *telemetryRows) map[rollupKey]bool {
-	missing := map[rollupKey]bool{}
+// horizonWindow bounds the horizon query: buckets older than this are
+// always read back, so the query scans only recent rows.
+const horizonWindow = 48 * time.Hour
+
+// readHorizon is the newest bucket ClickHouse holds for partition p's
+// series (rows of an upgraded database carry kpart 0, so those count for
+// every partition), or the start of horizonWindow when there is none.
+func (r *rollup) readHorizon(ctx context.Context, conn driver.Conn, db string, p uint16) (int64, error) {
+	floor := time.Now().Add(-horizonWindow).Unix()
+	var newest time.Time
+	if err := conn.QueryRow(ctx, "SELECT max(bucket) FROM "+db+"."+r.table+" WHERE kpart IN (0, ?) AND bucket >= toDateTime(?)",
+		p, floor).Scan(&newest); err != nil {
+		return 0, fmt.Errorf("cannot read the newest bucket of %s.%s: %w", db, r.table, err)
+	}
+	return max(newest.Unix(), floor-1), nil
+}
+
+// missing returns the keys of the batch's rows that are not in the cache,
+// with their Kafka partition.
+func (r *rollup) missing(t *telemetryRows) map[rollupKey]uint16 {
+	r.series.fill(t)
+	missing := map[rollupKey]uint16{}
 	for i := range t.len() {
 		k := r.key(t, i)
 		if _, ok := r.cache[k]; !ok {
-			missing[k] = true
+			missing[k] = t.kpart[i]
 		}
 	}
 	return missing
 }
 
 // mergeBatch merges the batch into the staged rows (their previous state
-// in the cache) and lays the staged rows out as columns.
+// in the cache); rows staged by earlier batches not yet written merge on.
 func (r *rollup) mergeBatch(t *telemetryRows) {
+	r.series.fill(t)
 	for i := range t.len() {
 		if t.bad[i] {
 			continue
@@ -208,10 +296,17 @@ func (r *rollup) mergeBatch(t *telemetryRows) {
 		row.merge(t.value[i], t.tsMilli[i], pos, t.kpart[i], recv)
 		r.staged[k] = row
 	}
+	r.laid = false
+}
+
+// lay lays the staged rows out as the table's columns.
+func (r *rollup) lay() {
+	r.clearColumns()
 	for k, row := range r.staged {
-		r.site = append(r.site, k.site)
-		r.asset = append(r.asset, k.asset)
-		r.metric = append(r.metric, k.metric)
+		s := r.series.keys[k.series]
+		r.site = append(r.site, s[0])
+		r.asset = append(r.asset, s[1])
+		r.metric = append(r.metric, s[2])
 		r.bucket = append(r.bucket, time.Unix(k.bucket, 0).UTC())
 		r.min = append(r.min, row.min)
 		r.max = append(r.max, row.max)
@@ -227,6 +322,7 @@ func (r *rollup) mergeBatch(t *telemetryRows) {
 		r.upto = append(r.upto, row.upto)
 		r.seen = append(r.seen, uint64(max(row.seen, 0)))
 	}
+	r.laid = true
 }
 
 // commit moves the staged rows into the cache once ClickHouse has them.
@@ -237,9 +333,12 @@ func (r *rollup) commit() {
 	}
 	r.reset()
 	if len(r.cache) > 4096 {
-		for k := range r.cache {
+		for k, row := range r.cache {
 			if k.bucket < r.newest-r.keep {
 				delete(r.cache, k)
+				if h, ok := r.horizon[row.kpart]; ok && k.bucket > h && row.count > 0 {
+					r.horizon[row.kpart] = k.bucket // stored, and no longer cached
+				}
 			}
 		}
 	}
@@ -248,13 +347,13 @@ func (r *rollup) commit() {
 // load reads the stored rows of the missing keys into the cache; a key
 // ClickHouse has no row for starts empty. One query per bucket, each for
 // the bucket's sites (one placeholder per value: 18.16 refuses a slice).
-func (r *rollup) load(ctx context.Context, conn driver.Conn, db string, missing map[rollupKey]bool) error {
+func (r *rollup) load(ctx context.Context, conn driver.Conn, db string, missing map[rollupKey]uint16) error {
 	bySite := map[int64]map[string]bool{}
 	for k := range missing {
 		if bySite[k.bucket] == nil {
 			bySite[k.bucket] = map[string]bool{}
 		}
-		bySite[k.bucket][k.site] = true
+		bySite[k.bucket][r.series.keys[k.series][0]] = true
 		r.cache[k] = rollupRow{} // unless found below
 	}
 	for b, sites := range bySite {
@@ -270,17 +369,17 @@ func (r *rollup) load(ctx context.Context, conn driver.Conn, db string, missing 
 		}
 		for rows.Next() {
 			var (
-				k   rollupKey
-				row rollupRow
-				bt  time.Time
+				site, asset, metric string
+				row                 rollupRow
+				bt                  time.Time
 			)
-			if err := rows.Scan(&k.site, &k.asset, &k.metric, &bt, &row.min, &row.max, &row.sum, &row.count, &row.last,
+			if err := rows.Scan(&site, &asset, &metric, &bt, &row.min, &row.max, &row.sum, &row.count, &row.last,
 				&row.lastTS, &row.kpart, &row.upto, &row.seen); err != nil {
 				rows.Close()
 				return fmt.Errorf("cannot read %s.%s to merge into it: %w", db, r.table, err)
 			}
-			k.bucket = bt.Unix()
-			if missing[k] {
+			k := rollupKey{series: r.series.id(site, asset, metric), bucket: bt.Unix()}
+			if _, ok := missing[k]; ok {
 				r.cache[k] = row
 			}
 		}
@@ -306,8 +405,9 @@ func (r *rollup) loadSQL(db, marks string) string {
 // newRollups returns the writer's rollup tables for flavor f.
 func newRollups(f schema.Flavor) []*rollup {
 	legacy := f == schema.Legacy
+	series := newSeriesIndex()
 	return []*rollup{
-		newRollup(schema.TableTelemetry1m, time.Minute, 10*time.Minute, legacy),
-		newRollup(schema.TableTelemetry1h, time.Hour, 3*time.Hour, legacy),
+		newRollup(series, schema.TableTelemetry1m, time.Minute, 10*time.Minute, legacy),
+		newRollup(series, schema.TableTelemetry1h, time.Hour, 3*time.Hour, legacy),
 	}
 }

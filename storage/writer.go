@@ -39,8 +39,11 @@ const DefaultAddr = "127.0.0.1:9000"
 
 // Defaults of WriterOptions, used for a zero field.
 const (
-	DefaultMaxRows         = 100000
-	DefaultMaxWait         = 500 * time.Millisecond
+	DefaultMaxRows = 100000
+	DefaultMaxWait = 500 * time.Millisecond
+	// DefaultRollupEvery is how often the writer writes the rollup rows its
+	// batches changed and commits their Kafka offsets.
+	DefaultRollupEvery     = 5 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
@@ -72,6 +75,10 @@ type WriterOptions struct {
 	// MaxWait flushes a batch this long after its first record (default
 	// DefaultMaxWait).
 	MaxWait time.Duration
+	// RollupEvery is how often the rollup rows the batches changed are
+	// written (default DefaultRollupEvery); Kafka offsets are committed
+	// then. Raw rows are queryable after MaxWait regardless.
+	RollupEvery time.Duration
 	// ShutdownTimeout bounds the last flush and commit after ctx is
 	// cancelled (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
@@ -91,8 +98,13 @@ type Writer struct {
 	skipLog *logthrottle.Throttle
 	lost    *lostWatch
 	// rollups are the exact rollup tables (rollup.go), made once the
-	// flavor is known, before the consumer starts.
-	rollups []*rollup
+	// flavor is known, before the consumer starts. Batches merge into
+	// them (rollPending); flushRollups writes them by rollDue, and only
+	// then are the batches' offsets committed.
+	rollups     []*rollup
+	rollPending bool
+	rollDue     time.Time
+	rollSent    [2]bool
 	// draining makes every poll flush and commit at once (shutdown);
 	// drainStart interrupts a poll waiting for MaxWait.
 	draining   atomic.Bool
@@ -125,6 +137,9 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 	}
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = DefaultMaxRows
+	}
+	if opts.RollupEvery <= 0 {
+		opts.RollupEvery = DefaultRollupEvery
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = DefaultMaxWait
@@ -245,9 +260,13 @@ func (w *Writer) loop(ctx context.Context, cl *kgo.Client) error {
 			// A short wait still collects what the client has buffered.
 			deadline = time.Now().Add(50 * time.Millisecond)
 		}
+		wake := deadline
+		if w.rollPending && (wake.IsZero() || w.rollDue.Before(wake)) {
+			wake = w.rollDue
+		}
 		pollCtx, cancel := context.WithCancel(ctx)
-		if !deadline.IsZero() {
-			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		if !wake.IsZero() {
+			pollCtx, cancel = context.WithDeadline(ctx, wake)
 		}
 		stopDrainWatch := func() bool { return false }
 		if !w.draining.Load() {
@@ -278,21 +297,35 @@ func (w *Writer) loop(ctx context.Context, cl *kgo.Client) error {
 		if b.records > 0 && deadline.IsZero() {
 			deadline = time.Now().Add(w.o.MaxWait)
 		}
-		if b.records == 0 {
-			cl.AllowRebalance()
+		rollupsDue := w.rollPending && (w.draining.Load() || !time.Now().Before(w.rollDue))
+		if b.records == 0 && !rollupsDue {
+			if !w.rollPending {
+				cl.AllowRebalance()
+			}
 			continue
 		}
-		if b.rows() < w.o.MaxRows && time.Now().Before(deadline) && !w.draining.Load() {
-			continue
+		if b.records > 0 {
+			if b.rows() < w.o.MaxRows && time.Now().Before(deadline) && !w.draining.Load() && !rollupsDue {
+				continue
+			}
+			if err := w.flush(ctx, b); err != nil {
+				return w.shutdown(cl, b, uncommitted) // ctx cancelled mid-retry
+			}
+			perRecord = max(1, b.rows()/b.records)
+			b.reset()
+			deadline = time.Time{}
 		}
-		if err := w.flush(ctx, b); err != nil {
-			return w.shutdown(cl, b, uncommitted) // ctx cancelled mid-retry
-		}
-		perRecord = max(1, b.rows()/b.records)
-		b.reset()
-		deadline = time.Time{}
 		if ctx.Err() != nil {
 			return w.shutdown(cl, b, true) // commits under the shutdown timeout
+		}
+		// The raw rows are in; the rollup rows of these batches go in on
+		// their own, slower cadence, and only then are the offsets
+		// committed (a replay then rebuilds whatever was not written).
+		if w.rollPending && !w.draining.Load() && time.Now().Before(w.rollDue) {
+			continue
+		}
+		if err := w.flushRollups(ctx); err != nil {
+			return w.shutdown(cl, b, uncommitted)
 		}
 		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 			// The rows are stored; the next commit covers these offsets too.
@@ -310,6 +343,9 @@ func (w *Writer) shutdown(cl *kgo.Client, b *batch, uncommitted bool) error {
 	defer cancel()
 	if err := w.flush(ctx, b); err != nil {
 		return fmt.Errorf("cannot store the last %d rows before stopping; their offsets stay uncommitted: %w", b.rows(), err)
+	}
+	if err := w.flushRollups(ctx); err != nil {
+		return fmt.Errorf("cannot store the rollups before stopping; the offsets stay uncommitted: %w", err)
 	}
 	if uncommitted || b.records > 0 {
 		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
@@ -392,6 +428,37 @@ func (w *Writer) flush(ctx context.Context, b *batch) error {
 		return nil
 	}
 	began := time.Now()
+	if err := w.retry(ctx, rows, func(ctx context.Context) error { return w.insert(ctx, b) }); err != nil {
+		return err
+	}
+	w.m.batchRows.Observe(float64(rows))
+	w.m.flushSeconds.Observe(time.Since(began).Seconds())
+	return nil
+}
+
+// flushRollups writes the rollup rows the batches since the last call
+// changed, retrying like flush. The Kafka offsets of those batches may be
+// committed once it returns nil.
+func (w *Writer) flushRollups(ctx context.Context) error {
+	w.rollDue = time.Time{}
+	if !w.rollPending {
+		return nil
+	}
+	rows := 0
+	for _, r := range w.rollups {
+		rows += len(r.staged)
+	}
+	if err := w.retry(ctx, rows, w.insertRollups); err != nil {
+		return err
+	}
+	w.rollPending = false
+	return nil
+}
+
+// retry runs try with capped exponential backoff (with jitter) until it
+// succeeds or ctx ends. Nothing is dropped.
+func (w *Writer) retry(ctx context.Context, rows int, try func(context.Context) error) error {
+	began := time.Now()
 	bo := backoff.New(retryMin, retryMax, backoff.Equal)
 	for attempt := 1; ; attempt++ {
 		deadline := time.Now().Add(attemptTimeout)
@@ -399,12 +466,10 @@ func (w *Writer) flush(ctx context.Context, b *batch) error {
 			deadline = d
 		}
 		actx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		err := w.insert(actx, b)
+		err := try(actx)
 		cancel()
 		if err == nil {
 			w.m.up.Set(1)
-			w.m.batchRows.Observe(float64(rows))
-			w.m.flushSeconds.Observe(time.Since(began).Seconds())
 			if attempt > 1 {
 				w.log.Info("ClickHouse accepts inserts again", "attempts", attempt, "down_for", time.Since(began).Round(time.Millisecond), "rows", rows)
 			}
@@ -444,30 +509,44 @@ func (w *Writer) insert(ctx context.Context, b *batch) error {
 			w.m.rows.WithLabelValues(t.name()).Add(float64(t.len()))
 		}
 	}
-	if b.tel.len() == 0 {
+	if b.tel.len() == 0 || b.staged {
 		return nil
 	}
-	if !b.staged {
-		for _, r := range w.rollups {
-			r.reset()
-			if err := r.stage(ctx, w.conn, w.o.Database, b.tel); err != nil {
-				return err
-			}
-		}
-		b.staged = true
-		clear(b.rollupSent[:])
-	}
-	for i, r := range w.rollups {
-		if b.rollupSent[i] || r.len() == 0 {
-			continue
-		}
-		if err := insertTable(ctx, w.conn, w.o.Database, r); err != nil {
+	// The batch's points go into the rollup rows they change, in memory;
+	// flushRollups writes those rows before the offsets are committed.
+	for _, r := range w.rollups {
+		if err := r.stage(ctx, w.conn, w.o.Database, b.tel); err != nil {
 			return err
 		}
-		b.rollupSent[i] = true
-		w.m.rollupRows.WithLabelValues(r.name()).Add(float64(r.len()))
 	}
-	for _, r := range w.rollups {
+	b.staged = true
+	w.rollPending = true
+	if w.rollDue.IsZero() {
+		w.rollDue = time.Now().Add(w.o.RollupEvery)
+	}
+	return nil
+}
+
+// insertRollups sends the staged rows of every rollup not yet accepted
+// (laid out once, so a retry sends the same rows) and moves them into the
+// rollup cache.
+func (w *Writer) insertRollups(ctx context.Context) error {
+	for i, r := range w.rollups {
+		if w.rollSent[i] {
+			continue
+		}
+		if !r.laid {
+			r.lay()
+		}
+		if r.len() > 0 {
+			if err := insertTable(ctx, w.conn, w.o.Database, r); err != nil {
+				return err
+			}
+			w.m.rollupRows.WithLabelValues(r.name()).Add(float64(r.len()))
+		}
+		w.rollSent[i] = true
+	}
+	for i, r := range w.rollups {
 		if r.crossed > 0 {
 			w.m.unkeyed.Add(float64(r.crossed))
 			if n, ok := w.skipLog.Allow("unkeyed"); ok {
@@ -477,6 +556,7 @@ func (w *Writer) insert(ctx context.Context, b *batch) error {
 			r.crossed = 0
 		}
 		r.commit()
+		w.rollSent[i] = false
 	}
 	return nil
 }

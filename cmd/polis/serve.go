@@ -33,6 +33,7 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply schema migrations at start")
 	fs.IntVar(&c.WriterMaxRows, "writer-max-rows", c.WriterMaxRows, "rows per ClickHouse insert batch, at most")
 	fs.DurationVar(&c.WriterMaxWait, "writer-max-wait", c.WriterMaxWait, "longest a row waits before its batch is inserted")
+	fs.DurationVar(&c.WriterRollupEvery, "writer-rollup-every", c.WriterRollupEvery, "how often the rollup rows are written and Kafka offsets committed (raw rows do not wait for it)")
 	fs.StringVar(&c.RegistryPath, "registry", c.RegistryPath, "registry file of sites, assets and hashed device secrets")
 	fs.StringVar(&c.AccountsPath, "accounts", c.AccountsPath, "YAML file of MQTT service accounts (empty: none)")
 	fs.StringVar(&c.TokensPath, "tokens", c.TokensPath, "YAML file of API tokens with roles (empty: the API is read-only)")

@@ -283,7 +283,7 @@ func checkCounts(res *PolisResult, probe *ProbeResult) {
 			res.RowsAfter, res.Expected, int64(res.RowsAfter)-int64(res.Expected))
 	}
 	if res.RowsFinal != res.RowsAfter {
-		res.problem("count() FINAL is %d, count() is %d: %d rows share their key (site, asset, metric, ts, ts_ms) with another (re-inserted batches or points with equal timestamps)",
+		res.problem("count() FINAL is %d, count() is %d: %d rows share their identity (Kafka partition, offset, index) with another (re-inserted batches, collapsing on merge)",
 			res.RowsFinal, res.RowsAfter, int64(res.RowsAfter)-int64(res.RowsFinal))
 	}
 	ingested, ok := res.Metrics["polis_ingest_points_total"]
