@@ -51,13 +51,14 @@ type ruleSet struct {
 	versions map[string][]Version   // id -> every version, oldest first
 	waiters  map[int64]chan Version // offset -> PUT waiting for its record
 	applied  int64                  // offset of the last API record applied
+	running  int64                  // offset of the last API record the evaluator runs
 	lastErr  error                  // of the last directory reload
 	reloaded time.Time
 }
 
 func newRuleSet(dir string, opts dsl.Options) *ruleSet {
 	return &ruleSet{dir: dir, opts: opts, fileOf: map[string]string{}, api: map[string]*dsl.Rule{},
-		versions: map[string][]Version{}, waiters: map[int64]chan Version{}, applied: -1}
+		versions: map[string][]Version{}, waiters: map[int64]chan Version{}, applied: -1, running: -1}
 }
 
 // loadFiles (re)reads the directory and records a version for every rule
@@ -132,11 +133,13 @@ func (rs *ruleSet) merged() []*dsl.Rule {
 
 // applyRecord applies one record of polis.rules.v1. A version that does
 // not follow the current one lost a race with another writer and is
-// ignored; its writer is told so.
-func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, err error) {
+// ignored; its writer is told so. The writer of a version that won is told
+// by done, which the caller runs once the evaluator runs the rule, so that
+// a PUT answered 200 is a rule already running.
+func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, done func(), err error) {
 	var v Version
 	if err := json.Unmarshal(r.Value, &v); err != nil || v.ID == "" {
-		return false, fmt.Errorf("cannot decode rule version at offset %d: %v", r.Offset, err)
+		return false, nil, fmt.Errorf("cannot decode rule version at offset %d: %v", r.Offset, err)
 	}
 	var rule *dsl.Rule
 	if !v.Deleted {
@@ -155,7 +158,7 @@ func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, err error) {
 		if w != nil {
 			w <- Version{} // lost
 		}
-		return false, nil
+		return false, nil, nil
 	}
 	rs.versions[v.ID] = append(rs.versions[v.ID], v)
 	switch {
@@ -165,16 +168,16 @@ func (rs *ruleSet) applyRecord(r *kgo.Record) (changed bool, err error) {
 		rs.api[v.ID] = rule
 	}
 	if w != nil {
-		w <- v
+		done = func() { w <- v }
 	}
-	return true, err
+	return true, done, err
 }
 
 // follow replays polis.rules.v1 and follows it.
 func (s *Service) follow(ctx context.Context) error {
 	caught := false
 	f := kafka.NewFollower(s.o.Brokers, kafka.TopicRules, s.log, func(r *kgo.Record) {
-		changed, err := s.set.applyRecord(r)
+		changed, done, err := s.set.applyRecord(r)
 		if err != nil {
 			s.log.Warn("rule from the API not loaded", "err", err)
 		}
@@ -183,6 +186,12 @@ func (s *Service) follow(ctx context.Context) error {
 				s.log.Error("cannot apply rules", "err", err)
 			}
 		}
+		if done != nil {
+			done()
+		}
+		s.set.mu.Lock()
+		s.set.running = r.Offset
+		s.set.mu.Unlock()
 	})
 	f.OnCaughtUp(func(n int) {
 		caught = true
@@ -400,13 +409,31 @@ func (s *Service) write(ctx context.Context, v Version, ifVersion int) (Version,
 	wait := make(chan Version, 1)
 	s.set.mu.Lock()
 	if offset <= s.set.applied { // the follower was quicker than the ack
-		defer s.set.mu.Unlock()
+		var found Version
 		for _, got := range s.set.versions[v.ID] {
 			if got.Origin == "api" && got.Version == v.Version && got.At.Equal(v.At) && got.By == v.By {
-				return got, nil
+				found = got
 			}
 		}
-		return Version{}, ErrConflict
+		s.set.mu.Unlock()
+		if found.ID == "" {
+			return Version{}, ErrConflict
+		}
+		// Answer once the evaluator runs it, a moment after the follower
+		// recorded it.
+		for {
+			s.set.mu.Lock()
+			running := s.set.running >= offset
+			s.set.mu.Unlock()
+			if running {
+				return found, nil
+			}
+			select {
+			case <-ctx.Done():
+				return Version{}, fmt.Errorf("rule %s saved, not yet loaded: %w", v.ID, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 	}
 	s.set.waiters[offset] = wait
 	s.set.mu.Unlock()
