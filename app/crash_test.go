@@ -271,7 +271,9 @@ func verifyExactlyOnce(t *testing.T, e *env, l *fleetLoad) {
 		}
 		return missing+wrong == 0
 	}, "every acknowledged message stored (%d acknowledged, %v stored)", len(acked),
-		testutil.Lazy(func() any { return fmt.Sprintf("%d; %d missing, %d with a wrong count, e.g. %s", len(got), missing, wrong, example) }))
+		testutil.Lazy(func() any {
+			return fmt.Sprintf("%d; %d missing, %d with a wrong count, e.g. %s", len(got), missing, wrong, example)
+		}))
 	var total uint64
 	for k, n := range got {
 		if n != pointsPerMessage {
