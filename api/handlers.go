@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/state"
 )
@@ -350,36 +351,14 @@ func (a *v1) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// Resolutions of HistoryResult.
+// Resolutions of HistoryResult, and the rule that picks one (storage's).
 const (
-	ResolutionRaw    = "raw"
-	ResolutionMinute = "1m"
-	ResolutionHour   = "1h"
+	ResolutionRaw    = storage.ResolutionRaw
+	ResolutionMinute = storage.ResolutionMinute
+	ResolutionHour   = storage.ResolutionHour
 )
 
-// ChooseResolution picks the table a history query reads:
-//
-//   - span up to 6 hours: raw points (at most some thousands per metric);
-//   - span up to 7 days: 1-minute rollups (at most 10,080 buckets);
-//   - longer: 1-hour rollups.
-//
-// A step forces a coarser table when it is at least that table's bucket
-// (step >= 1m: at least 1m; step >= 1h: 1h), never a finer one: the coarser
-// of the two choices wins.
+// ChooseResolution is storage.ChooseResolution.
 func ChooseResolution(from, to time.Time, step time.Duration) string {
-	span := to.Sub(from)
-	rank := 0
-	switch {
-	case span > 7*24*time.Hour:
-		rank = 2
-	case span > 6*time.Hour:
-		rank = 1
-	}
-	switch {
-	case step >= time.Hour:
-		rank = max(rank, 2)
-	case step >= time.Minute:
-		rank = max(rank, 1)
-	}
-	return [...]string{ResolutionRaw, ResolutionMinute, ResolutionHour}[rank]
+	return storage.ChooseResolution(from, to, step)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/polis-platform/polis/internal/testutil"
 )
 
 type sseEvent struct {
@@ -52,13 +54,7 @@ func readEvents(t *testing.T, r io.Reader, n int, wantBeat bool) ([]sseEvent, in
 // waitFor polls f every 5 ms for at most d.
 func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, d, 5*time.Millisecond, f, "%s", what)
 }
 
 func TestStream(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 	"github.com/polis-platform/polis/twin/state"
@@ -61,27 +62,13 @@ type History interface {
 	History(ctx context.Context, q HistoryQuery) (HistoryResult, error)
 }
 
-// HistoryQuery asks for one metric of one asset. Step 0 lets the
-// implementation choose (see ChooseResolution).
-type HistoryQuery struct {
-	Site, Asset, Metric string
-	From, To            time.Time
-	Step                time.Duration
-}
-
-// HistoryResult is the answer: Resolution is "raw", "1m" or "1h".
-type HistoryResult struct {
-	Resolution string
-	Points     []HistoryPoint
-}
-
-// HistoryPoint is one raw point (Min = Max = Value, Count 1) or one rollup
-// bucket (Value is the mean).
-type HistoryPoint struct {
-	TS              time.Time
-	Value, Min, Max float64
-	Count           uint64
-}
+// The history types and the rule that picks the table are storage's:
+// the API reads what storage answers.
+type (
+	HistoryQuery  = storage.HistoryQuery
+	HistoryResult = storage.HistoryResult
+	HistoryPoint  = storage.HistoryPoint
+)
 
 // V1Options are what the twin API reads and who may write.
 type V1Options struct {

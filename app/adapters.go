@@ -60,13 +60,7 @@ type history struct {
 }
 
 func (h history) History(ctx context.Context, q api.HistoryQuery) (api.HistoryResult, error) {
-	r, err := storage.History(ctx, h.conn, h.db, h.flavor, storage.HistoryQuery{Site: q.Site, Asset: q.Asset, Metric: q.Metric,
-		From: q.From, To: q.To, Step: q.Step})
-	res := api.HistoryResult{Resolution: r.Resolution}
-	for _, p := range r.Points {
-		res.Points = append(res.Points, api.HistoryPoint{TS: p.TS, Value: p.Value, Min: p.Min, Max: p.Max, Count: p.Count})
-	}
-	return res, err
+	return storage.History(ctx, h.conn, h.db, h.flavor, q)
 }
 
 // scanner replays ClickHouse history for rule backtests.

@@ -24,7 +24,7 @@ import (
 	"github.com/polis-platform/polis/twin/registry"
 )
 
-func TestMain(m *testing.M) { chtest.Main(m) }
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(chtest.Runner(m)) }
 
 type env struct {
 	cfg   app.Config

@@ -261,6 +261,23 @@ func TestModern_Telemetry(t *testing.T) {
 	checkRollup(t, rollup(Minute, RollupQuery{Site: "PO-001002-1", Asset: "env-1", Metric: "co2_ppm",
 		From: base.Add(time.Minute), To: base.Add(2 * time.Minute)}), rollupOf(env1, minute), 1)
 
+	// The writer's own reads of the rollups: a row read back to merge into,
+	// and a partition's horizon.
+	for _, r := range rs {
+		b := base.Truncate(time.Duration(r.width) * time.Second)
+		rows := query(t, s, r.loadSQL(db, "?"), []any{b.Unix(), "PO-002003-1"})
+		if len(rows) == 0 {
+			t.Fatalf("%s: no row read back for PO-002003-1 at %s", r.table, b)
+		}
+		if rows[0].Int("count") == 0 || rows[0].Int("upto") == 0 {
+			t.Fatalf("%s: row read back without its count or position: %v", r.table, rows[0])
+		}
+		h := query(t, s, r.horizonSQL(db), []any{0, base.Add(-time.Hour).Unix()})
+		if len(h) != 1 || h[0].String("max(bucket)") == "" {
+			t.Fatalf("%s: horizon query answered %v", r.table, h)
+		}
+	}
+
 	// Backtest scan: every series in time order; filters; LIKE's _ escaped.
 	scan := func(q ScanQuery) (out []string) {
 		t.Helper()

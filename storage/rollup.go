@@ -249,11 +249,16 @@ const horizonWindow = 48 * time.Hour
 func (r *rollup) readHorizon(ctx context.Context, conn driver.Conn, db string, p uint16) (int64, error) {
 	floor := time.Now().Add(-horizonWindow).Unix()
 	var newest time.Time
-	if err := conn.QueryRow(ctx, "SELECT max(bucket) FROM "+db+"."+r.table+" WHERE kpart IN (0, ?) AND bucket >= toDateTime(?)",
-		p, floor).Scan(&newest); err != nil {
+	if err := conn.QueryRow(ctx, r.horizonSQL(db), p, floor).Scan(&newest); err != nil {
 		return 0, fmt.Errorf("cannot read the newest bucket of %s.%s: %w", db, r.table, err)
 	}
 	return max(newest.Unix(), floor-1), nil
+}
+
+// horizonSQL is the query readHorizon runs, with a partition and a floor
+// (Unix seconds).
+func (r *rollup) horizonSQL(db string) string {
+	return "SELECT max(bucket) FROM " + db + "." + r.table + " WHERE kpart IN (0, ?) AND bucket >= toDateTime(?)"
 }
 
 // missing returns the keys of the batch's rows that are not in the cache,
