@@ -9,7 +9,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -28,6 +32,66 @@ func New() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// The strength rule for device secrets made outside the platform (a
+// plaintext secret in an imported CSV). A salted SHA-256 is only as good as
+// the secret it hashes, so a secret a person chose must be at least:
+//
+//   - MinSecretLength (16) characters long;
+//   - free of whitespace and control characters (a spreadsheet trims them,
+//     a terminal hides them);
+//   - made of at least two of four classes: lowercase letters, uppercase
+//     letters, digits, other characters;
+//   - made of at least MinSecretDistinct (8) different characters, so that
+//     "aaaaaaaaaaaaaaa1" or "abababababababab" do not pass.
+//
+// Every secret New makes (24 base64url characters) passes, bar odds below
+// one in a billion.
+const (
+	MinSecretLength   = 16
+	MinSecretDistinct = 8
+)
+
+// CheckStrength returns why secret is too weak to be a device secret, or
+// nil. The error never quotes the secret.
+func CheckStrength(secret string) error {
+	if !utf8.ValidString(secret) {
+		return errors.New("secret is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(secret); n < MinSecretLength {
+		return fmt.Errorf("secret too short: %d characters, want at least %d", n, MinSecretLength)
+	}
+	var lower, upper, digit, other bool
+	distinct := map[rune]bool{}
+	for _, r := range secret {
+		switch {
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			return errors.New("secret holds whitespace or a control character")
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsDigit(r):
+			digit = true
+		default:
+			other = true
+		}
+		distinct[r] = true
+	}
+	classes := 0
+	for _, b := range []bool{lower, upper, digit, other} {
+		if b {
+			classes++
+		}
+	}
+	if classes < 2 {
+		return errors.New("secret uses one class of characters only: mix at least two of lowercase, uppercase, digits and others")
+	}
+	if len(distinct) < MinSecretDistinct {
+		return fmt.Errorf("secret uses %d different characters, want at least %d", len(distinct), MinSecretDistinct)
+	}
+	return nil
+}
+
 // Hash returns "sha256$<salt>$<hash>" for secret.
 func Hash(secret string) string {
 	salt := make([]byte, 16)
@@ -37,7 +101,8 @@ func Hash(secret string) string {
 	return HashWithSalt(salt, []byte(secret))
 }
 
-// HashWithSalt hashes secret with a given salt (a reproducible fleet needs it).
+// HashWithSalt hashes secret with a given salt (a reproducible test fleet
+// needs it; anything else uses Hash).
 func HashWithSalt(salt, secret []byte) string {
 	h := sha256.New()
 	h.Write(salt)

@@ -47,7 +47,8 @@ func registryImport(args []string, stdout io.Writer) error {
 	centroids := fs.String("centroids", filepath.Join(defaultDataDir, "comuni_centroidi_openpolis_2023.csv"), "comune centroids (with --istat)")
 	maxPop := fs.Int("max-population", registry.SmallComuneLimit, "with --istat: only comuni with fewer inhabitants")
 	strict := fs.Bool("strict", false, "import nothing if any row is refused")
-	creds := fs.String("credentials", "", "with --csv: append generated device secrets to this credentials file")
+	creds := fs.String("credentials", "", "with --csv: append the secrets made for devices that came without one to this credentials file "+
+		"(created with mode 0600 if missing; existing lines are never rewritten)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,17 +90,12 @@ func registryImport(args []string, stdout io.Writer) error {
 		if *creds == "" {
 			return fmt.Errorf("%d devices got new secrets: give --credentials FILE to keep them (nothing was saved)", len(rep.Credentials))
 		}
-		f, err := os.OpenFile(*creds, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return fmt.Errorf("cannot write credentials: %w", err)
+		// Appended before the registry is saved: a secret must not reach
+		// the registry unless its plaintext is kept somewhere.
+		if err := registry.AppendCredentialsFile(*creds, rep.Credentials); err != nil {
+			return fmt.Errorf("%w (nothing was saved)", err)
 		}
-		if err := registry.WriteCredentialsCSV(f, rep.Credentials); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("cannot write credentials: %w", err)
-		}
+		fmt.Fprintf(stdout, "appended %d device credentials to %s\n", len(rep.Credentials), *creds)
 	}
 	return reg.Save(*path)
 }
@@ -127,18 +123,24 @@ type generateFlags struct {
 	seed             uint64
 	out, creds       string
 	comuni           string
-	random           bool
+	reproducible     bool
 }
+
+// insecureReproducibleSecretsFlag derives every device secret from the seed
+// and a key in the source (registry.GenerateOptions.ReproducibleSecrets).
+const insecureReproducibleSecretsFlag = "insecure-reproducible-secrets"
 
 func (g *generateFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&g.sites, "sites", 4800, "post offices")
 	fs.IntVar(&g.coworking, "coworking", 250, "coworking spaces")
-	fs.Uint64Var(&g.seed, "seed", 1, "seed: the same seed gives the same fleet")
+	fs.Uint64Var(&g.seed, "seed", 1, "seed of the fleet's layout: the same seed gives the same sites and assets (secrets are random)")
 	fs.StringVar(&g.out, "out", registry.DefaultPath, "registry file to write")
 	fs.StringVar(&g.creds, "credentials", registry.DefaultCredentialsPath, "device credentials file to write (site,asset,username,password)")
 	fs.StringVar(&g.comuni, "comuni", filepath.Join(defaultDataDir, "comuni_mappa_ai_2020.csv"),
 		"ISTAT list of comuni (Mappa Aree Interne 2020 layout) to place offices in real comuni; empty: synthetic ids")
-	fs.BoolVar(&g.random, "random-secrets", false, "draw fresh random secrets instead of deriving them from the seed")
+	fs.BoolVar(&g.reproducible, insecureReproducibleSecretsFlag, false,
+		"TESTS ONLY: derive every device secret from --seed and a key in the source instead of crypto/rand, "+
+			"so that anyone with the source knows every password")
 }
 
 func registryGenerate(args []string, stdout io.Writer) error {
@@ -148,7 +150,7 @@ func registryGenerate(args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	n, err := g.generate()
+	n, err := g.generate(stdout)
 	if err != nil {
 		return err
 	}
@@ -156,8 +158,14 @@ func registryGenerate(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func (g *generateFlags) generate() (int, error) {
-	opts := registry.GenerateOptions{Sites: g.sites, Coworking: g.coworking, Seed: g.seed, Random: g.random}
+// generate writes the credentials file, then the registry: a registry is
+// never left without the plaintext of its random secrets.
+func (g *generateFlags) generate(stdout io.Writer) (int, error) {
+	opts := registry.GenerateOptions{Sites: g.sites, Coworking: g.coworking, Seed: g.seed, ReproducibleSecrets: g.reproducible}
+	if g.reproducible {
+		fmt.Fprintf(stdout, "WARNING: --%s: every device secret follows from seed %d and the source code; this fleet is for tests only\n",
+			insecureReproducibleSecretsFlag, g.seed)
+	}
 	if g.comuni != "" {
 		comuni, err := registry.LoadComuni(g.comuni)
 		if err != nil {
@@ -173,9 +181,6 @@ func (g *generateFlags) generate() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := reg.Save(g.out); err != nil {
-		return 0, err
-	}
 	if err := os.MkdirAll(filepath.Dir(g.creds), 0o755); err != nil {
 		return 0, fmt.Errorf("cannot create %s: %w", filepath.Dir(g.creds), err)
 	}
@@ -187,7 +192,13 @@ func (g *generateFlags) generate() (int, error) {
 		f.Close()
 		return 0, err
 	}
-	return len(creds), f.Close()
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("cannot write credentials: %w", err)
+	}
+	if err := reg.Save(g.out); err != nil {
+		return 0, err
+	}
+	return len(creds), nil
 }
 
 // registryHash reads a secret from stdin and prints its hash for a service

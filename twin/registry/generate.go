@@ -20,14 +20,18 @@ import (
 type GenerateOptions struct {
 	Sites     int    // post offices
 	Coworking int    // coworking spaces
-	Seed      uint64 // same seed, same fleet (ids, types, placement and, unless Random, secrets)
+	Seed      uint64 // same seed, same layout: ids, types, placement and details (not secrets)
 	// Comuni, if set, places post offices in real comuni under
 	// SmallComuneLimit people and coworking spaces in provincial capitals.
 	// Without it, plausible synthetic ids are made up.
 	Comuni []Comune
-	// Random draws fresh secrets from crypto/rand instead of deriving them
-	// from Seed. Use it for anything that is not a throwaway demo.
-	Random bool
+	// ReproducibleSecrets derives every secret and salt from Seed and a key
+	// written in this file, so that the same seed gives byte-identical
+	// registry and credentials. Anyone with the source and the seed then
+	// knows every password: for tests and benchmarks that need the same
+	// secrets twice, never for a fleet anything can reach. Without it
+	// (the default) every secret and salt comes from crypto/rand.
+	ReproducibleSecrets bool
 }
 
 // Credential is one device's MQTT login, in plaintext, for the credentials file.
@@ -87,10 +91,11 @@ func AssetTypeOf(assetID string) string {
 // Generate builds a fleet and its plaintext credentials, sorted by username.
 // The registry holds only salted hashes.
 //
-// Unless opts.Random is set, secrets and salts are derived from Seed with
-// HMAC-SHA256: rerunning with the same seed rewrites byte-identical registry
-// and credentials files. Anyone who knows the seed knows every password, so
-// such fleets are for demos and load tests only, never for production.
+// The layout (sites, assets, details) follows opts.Seed; the secrets are
+// fresh from crypto/rand (credential.New) on every call, so two calls with
+// the same seed give the same fleet with different passwords. Only with
+// opts.ReproducibleSecrets are secrets and salts derived from Seed with
+// HMAC-SHA256 under a constant key (test fleets only).
 func Generate(opts GenerateOptions) (*Registry, []Credential, error) {
 	if opts.Sites < 0 || opts.Coworking < 0 {
 		return nil, nil, fmt.Errorf("cannot generate fleet: negative size (sites %d, coworking %d)", opts.Sites, opts.Coworking)
@@ -114,21 +119,24 @@ func Generate(opts GenerateOptions) (*Registry, []Credential, error) {
 	g.addAssets(sites)
 	decorate(sites, newRand(opts.Seed, "details"))
 
-	mac := hmac.New(sha256.New, secretKey(opts.Seed))
+	var mac hash.Hash
+	if opts.ReproducibleSecrets {
+		mac = hmac.New(sha256.New, reproducibleSecretKey(opts.Seed))
+	}
 	var sum, salt []byte
 	creds := make([]Credential, 0, len(sites)*12)
 	for _, s := range sites {
 		for _, a := range s.Assets {
 			user := Username(s.ID, a.ID)
 			var secret string
-			if opts.Random {
-				secret = credential.New()
-				a.SecretHash = credential.Hash(secret)
-			} else {
+			if mac != nil {
 				sum = keyed(mac, sum, "secret", user)
 				secret = base64.RawURLEncoding.EncodeToString(sum[:18])
 				salt = keyed(mac, salt, "salt", user)
 				a.SecretHash = credential.HashWithSalt(salt[:16], []byte(secret))
+			} else {
+				secret = credential.New()
+				a.SecretHash = credential.Hash(secret)
 			}
 			creds = append(creds, Credential{Site: s.ID, Asset: a.ID, Username: user, Password: secret})
 		}
@@ -158,11 +166,21 @@ func newRand(seed uint64, purpose string) *rand.Rand {
 	return rand.New(rand.NewChaCha8(s))
 }
 
-func secretKey(seed uint64) []byte {
+// reproducibleSecretKey is the HMAC key of GenerateOptions.ReproducibleSecrets:
+// public, since it is in the source.
+func reproducibleSecretKey(seed uint64) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], seed)
 	k := sha256.Sum256(append([]byte("polis demo secrets, not for production\x00"), b[:]...))
 	return k[:]
+}
+
+// ReproducibleSecret is the secret GenerateOptions.ReproducibleSecrets gives
+// user for seed: what anyone with the source can compute, so that a fleet
+// made that way (or by a version that did it by default) can be recognised.
+func ReproducibleSecret(seed uint64, user string) string {
+	mac := hmac.New(sha256.New, reproducibleSecretKey(seed))
+	return base64.RawURLEncoding.EncodeToString(keyed(mac, nil, "secret", user)[:18])
 }
 
 // keyed returns HMAC(key, purpose || 0 || user) into dst.

@@ -2,6 +2,9 @@ package registry
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"strings"
@@ -10,17 +13,26 @@ import (
 	"github.com/polis-platform/polis/credential"
 )
 
-func TestGenerate_Deterministic(t *testing.T) {
+// With ReproducibleSecrets the same seed gives the same fleet, secrets and
+// salts included, byte for byte.
+func TestGenerate_ReproducibleSecrets(t *testing.T) {
 	cs := loadRealComuni(t)
 	gen := func(seed uint64) ([]byte, []Credential) {
 		t.Helper()
-		r, creds, err := Generate(GenerateOptions{Sites: 300, Coworking: 20, Seed: seed, Comuni: cs})
+		r, creds, err := Generate(GenerateOptions{Sites: 300, Coworking: 20, Seed: seed, Comuni: cs, ReproducibleSecrets: true})
 		if err != nil {
 			t.Fatalf("unexpected error: %v", err)
 		}
 		b, err := json.Marshal(r.Sites())
 		if err != nil {
 			t.Fatalf("unexpected error: %v", err)
+		}
+		for i, c := range creds {
+			if i%37 == 0 {
+				if _, err := r.Authenticate(c.Username, []byte(c.Password)); err != nil {
+					t.Fatalf("cannot authenticate %s: %v", c.Username, err)
+				}
+			}
 		}
 		return b, creds
 	}
@@ -32,10 +44,20 @@ func TestGenerate_Deterministic(t *testing.T) {
 	if !equalCreds(creds1, creds2) {
 		t.Errorf("same seed gave different credentials")
 	}
+	if creds1[0].Password != derivedSecret(42, creds1[0].Username) || creds1[0].Password != ReproducibleSecret(42, creds1[0].Username) {
+		t.Errorf("reproducible secret of %s is not the documented derivation", creds1[0].Username)
+	}
 	reg3, creds3 := gen(43)
 	if bytes.Equal(reg1, reg3) || equalCreds(creds1, creds3) {
 		t.Errorf("different seeds gave the same fleet")
 	}
+}
+
+// derivedSecret is the fixed-key derivation of ReproducibleSecrets, which
+// anyone with the source can compute, written out here again.
+func derivedSecret(seed uint64, user string) string {
+	mac := hmac.New(sha256.New, reproducibleSecretKey(seed))
+	return base64.RawURLEncoding.EncodeToString(keyed(mac, nil, "secret", user)[:18])
 }
 
 func equalCreds(a, b []Credential) bool {
@@ -50,28 +72,80 @@ func equalCreds(a, b []Credential) bool {
 	return true
 }
 
-func TestGenerate_Random(t *testing.T) {
-	opts := GenerateOptions{Sites: 5, Coworking: 1, Seed: 1, Random: true}
-	r, a, err := Generate(opts)
+// withoutHashes is the fleet's layout: the registry with every secret hash
+// left out.
+func withoutHashes(t *testing.T, r *Registry) []byte {
+	t.Helper()
+	sites := r.Sites()
+	out := make([]Site, len(sites))
+	for i, s := range sites {
+		out[i] = *s
+		out[i].Assets = make([]*Asset, len(s.Assets))
+		for j, a := range s.Assets {
+			cp := *a
+			cp.SecretHash = ""
+			out[i].Assets[j] = &cp
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// By default the seed fixes the layout only: every run draws new secrets
+// and salts from crypto/rand, none of which is the fixed-key derivation.
+func TestGenerate_RandomSecretsByDefault(t *testing.T) {
+	opts := GenerateOptions{Sites: 40, Coworking: 2, Seed: 1}
+	r1, a, err := Generate(opts)
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
-	_, b, err := Generate(opts)
+	r2, b, err := Generate(opts)
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
-	if len(a) != len(b) {
-		t.Fatalf("same seed gave different fleets")
+	if !bytes.Equal(withoutHashes(t, r1), withoutHashes(t, r2)) {
+		t.Fatalf("same seed gave different layouts")
 	}
+	if len(a) != len(b) || len(a) == 0 {
+		t.Fatalf("same seed gave different fleets: %d and %d devices", len(a), len(b))
+	}
+	_, fixed, err := Generate(GenerateOptions{Sites: 40, Coworking: 2, Seed: 1, ReproducibleSecrets: true})
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	seen := map[string]bool{}
 	for i := range a {
-		if a[i].Username != b[i].Username {
-			t.Fatalf("same seed gave different ids: %s vs %s", a[i].Username, b[i].Username)
+		if a[i].Username != b[i].Username || a[i].Username != fixed[i].Username {
+			t.Fatalf("same seed gave different ids: %s, %s, %s", a[i].Username, b[i].Username, fixed[i].Username)
 		}
 		if a[i].Password == b[i].Password {
-			t.Fatalf("Random gave the same password twice for %s", a[i].Username)
+			t.Fatalf("two runs gave %s the same password", a[i].Username)
 		}
-		if _, err := r.Authenticate(a[i].Username, []byte(a[i].Password)); err != nil {
+		for _, p := range []string{a[i].Password, b[i].Password} {
+			if p == fixed[i].Password || p == derivedSecret(1, a[i].Username) || p == derivedSecret(0, a[i].Username) {
+				t.Fatalf("default secret of %s is the fixed-key derivation", a[i].Username)
+			}
+			if seen[p] {
+				t.Fatalf("a password was given twice")
+			}
+			seen[p] = true
+			if err := credential.CheckStrength(p); err != nil {
+				t.Fatalf("generated secret of %s is weak: %v", a[i].Username, err)
+			}
+		}
+		s1, _ := r1.Asset(a[i].Site, a[i].Asset)
+		s2, _ := r2.Asset(b[i].Site, b[i].Asset)
+		if s1.SecretHash == s2.SecretHash || credential.Check(s1.SecretHash, []byte(fixed[i].Password)) {
+			t.Fatalf("hash of %s is not fresh or accepts the fixed-key secret", a[i].Username)
+		}
+		if _, err := r1.Authenticate(a[i].Username, []byte(a[i].Password)); err != nil {
 			t.Fatalf("cannot authenticate %s: %v", a[i].Username, err)
+		}
+		if _, err := r1.Authenticate(b[i].Username, []byte(b[i].Password)); err == nil {
+			t.Fatalf("the first fleet accepts the second's password of %s", b[i].Username)
 		}
 	}
 }

@@ -46,8 +46,11 @@ import (
 //	supplier, asset_cig
 //	lifecycle      planned, installed, commissioned, operational, faulty or decommissioned
 //	installed_at   RFC 3339
-//	secret         the device secret in plaintext: hashed on import, never stored
-//	secret_hash    or the hash already made (sha256$salt$hash or bcrypt)
+//	secret         the device secret in plaintext: hashed on import, never stored;
+//	               a row whose secret fails credential.CheckStrength (at least 16
+//	               characters, no whitespace, two classes of characters, 8 different
+//	               ones) or holds the site id is refused
+//	secret_hash    or the hash already made (sha256$salt$hash or bcrypt), taken as given
 //	labels         optional column: the site's labels for rule scopes, "tier=pilot;zone=alps"
 //
 // A row with neither secret nor secret_hash keeps the asset's hash if the
@@ -409,7 +412,26 @@ func parseImportRow(get func(string) string) (*Site, *Asset, string, error) {
 	if secret != "" && a.SecretHash != "" {
 		return nil, nil, "", errors.New("both secret and secret_hash given, want one")
 	}
+	if secret != "" {
+		if err := checkImportedSecret(s.ID, secret); err != nil {
+			return nil, nil, "", fmt.Errorf("column secret: %w", err)
+		}
+	}
 	return s, a, secret, nil
+}
+
+// checkImportedSecret applies credential.CheckStrength to a plaintext secret
+// from a CSV, and refuses one that holds its own site id (a username used as
+// its password). The error never quotes the secret: refusals are printed
+// and answered over the API.
+func checkImportedSecret(site, secret string) error {
+	if err := credential.CheckStrength(secret); err != nil {
+		return err
+	}
+	if site != "" && strings.Contains(strings.ToLower(secret), strings.ToLower(site)) {
+		return fmt.Errorf("secret contains the site id %s", site)
+	}
+	return nil
 }
 
 func intCell(get func(string) string, name string) (int, error) {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -42,7 +43,7 @@ func TestImportCSV_Success(t *testing.T) {
 		atm.InstalledAt.Format("2006-01-02") != "2024-05-02" {
 		t.Fatalf("unexpected asset %+v", atm)
 	}
-	if _, err := reg.Authenticate("PO-001002-1/atm-1", []byte("s3cret-atm")); err != nil {
+	if _, err := reg.Authenticate("PO-001002-1/atm-1", []byte("s3cret-atm-Xq7vR2mK9pLw")); err != nil {
 		t.Fatalf("plaintext secret was not hashed on import: %v", err)
 	}
 	if strings.Contains(atm.SecretHash, "s3cret") {
@@ -143,6 +144,61 @@ func TestImportCSV_Failure(t *testing.T) {
 		if _, err := ImportCSV(New(), strings.NewReader(in), ImportOptions{}); err == nil {
 			t.Errorf("header %q: want an error", in)
 		}
+	}
+}
+
+// A plaintext secret weaker than credential.CheckStrength, or holding its
+// site id, is refused with its line and the reason, never with the secret.
+func TestImportCSV_WeakSecret(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(ImportHeader + "\n")
+	cw := csv.NewWriter(&in)
+	rows := []struct {
+		site, secret, reason string // reason "": imported
+	}{
+		{"PO-001020-1", "s3cret-atm", "secret too short: 10 characters, want at least 16"},
+		{"PO-001021-1", "abcdefghijklmnopqrstuvwxyz", "one class of characters"},
+		{"PO-001022-1", "aaaaaaaaaaaaaaaaaaaa1", "2 different characters"},
+		{"PO-001023-1", "correct horse battery staple 9", "whitespace"},
+		{"PO-001024-1", "po-001024-1/ATM-1-password", "contains the site id PO-001024-1"},
+		{"PO-001025-1", "Qh7-vR2m_K9pLwZ3", ""},
+	}
+	for _, r := range rows {
+		rec := make([]string, len(importColumns))
+		rec[0], rec[2], rec[6], rec[18], rec[24] = r.site, r.site[3:9], "Piemonte", "atm-1", r.secret
+		if err := cw.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cw.Flush()
+	reg := New()
+	rep, err := ImportCSV(reg, bytes.NewReader(in.Bytes()), ImportOptions{})
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if rep.Sites != 1 || len(rep.Refused) != len(rows)-1 || len(rep.Credentials) != 0 {
+		t.Fatalf("unexpected report %+v", rep)
+	}
+	for i, r := range rows[:len(rows)-1] {
+		g := rep.Refused[i]
+		if g.Line != i+2 || g.ID != r.site+"/atm-1" || !strings.Contains(g.Reason, r.reason) {
+			t.Errorf("refusal %d: got %+v; want line %d, %s/atm-1, reason containing %q", i, g, i+2, r.site, r.reason)
+		}
+		if !strings.HasPrefix(g.Reason, "column secret: ") || strings.Contains(g.Reason, r.secret) {
+			t.Errorf("refusal %d: reason %q does not name the column or quotes the secret", i, g.Reason)
+		}
+		if _, ok := reg.Site(r.site); ok {
+			t.Errorf("site %s with a weak secret was imported", r.site)
+		}
+	}
+	if _, err := reg.Authenticate("PO-001025-1/atm-1", []byte("Qh7-vR2m_K9pLwZ3")); err != nil {
+		t.Fatalf("the strong secret was not imported: %v", err)
+	}
+
+	// Strict: one weak secret refuses the file.
+	rep, err = ImportCSV(New(), bytes.NewReader(in.Bytes()), ImportOptions{Strict: true})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "line 2: column secret: secret too short") {
+		t.Fatalf("strict: unexpected %v, %+v", err, rep)
 	}
 }
 
