@@ -128,13 +128,13 @@ type silenceRequest struct {
 
 func (a *v1) alertRoutes() []route {
 	return []route{
-		{"GET", "/api/v1/alerts", http.HandlerFunc(a.listAlerts)},
-		{"GET", "/api/v1/alerts/{fingerprint}", http.HandlerFunc(a.getAlert)},
-		{"POST", "/api/v1/alerts/{fingerprint}/ack", http.HandlerFunc(a.ackAlert)},
-		{"POST", "/api/v1/alerts/{fingerprint}/assign", http.HandlerFunc(a.assignAlert)},
-		{"GET", "/api/v1/silences", http.HandlerFunc(a.listSilences)},
-		{"POST", "/api/v1/silences", http.HandlerFunc(a.postSilence)},
-		{"DELETE", "/api/v1/silences/{id}", http.HandlerFunc(a.deleteSilence)},
+		{method: "GET", path: "/api/v1/alerts", h: http.HandlerFunc(a.listAlerts)},
+		{method: "GET", path: "/api/v1/alerts/{fingerprint}", h: http.HandlerFunc(a.getAlert)},
+		{method: "POST", path: "/api/v1/alerts/{fingerprint}/ack", h: http.HandlerFunc(a.ackAlert)},
+		{method: "POST", path: "/api/v1/alerts/{fingerprint}/assign", h: http.HandlerFunc(a.assignAlert)},
+		{method: "GET", path: "/api/v1/silences", h: http.HandlerFunc(a.listSilences)},
+		{method: "POST", path: "/api/v1/silences", h: http.HandlerFunc(a.postSilence)},
+		{method: "DELETE", path: "/api/v1/silences/{id}", h: http.HandlerFunc(a.deleteSilence)},
 	}
 }
 
@@ -187,13 +187,14 @@ func (a *v1) getAlert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, alertOf(al))
 }
 
-// decodeJSON reads a small JSON body into v, refusing unknown fields; it
-// writes a 400 with usage and returns false if it cannot.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any, usage string) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+// decodeJSON reads a small JSON body (bounded by bodyLimit) into v,
+// refusing unknown fields; it writes a 400 with usage (413, 408: see
+// bodyError) and returns false if it cannot.
+func (a *v1) decodeJSON(w http.ResponseWriter, r *http.Request, v any, usage string) bool {
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		WriteError(w, CodeBadBody, fmt.Sprintf("cannot read the body (%v); send %s", err, usage))
+		a.bodyError(w, err, usage)
 		return false
 	}
 	return true
@@ -222,7 +223,7 @@ func (a *v1) ackAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ackRequest
-	if !decodeJSON(w, r, &req, `{"comment": "<why>"}`) {
+	if !a.decodeJSON(w, r, &req, `{"comment": "<why>"}`) {
 		return
 	}
 	if len(req.Comment) > 500 {
@@ -240,7 +241,7 @@ func (a *v1) assignAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req assignRequest
-	if !decodeJSON(w, r, &req, `{"assignee": "<name>"} ("" to unassign)`) {
+	if !a.decodeJSON(w, r, &req, `{"assignee": "<name>"} ("" to unassign)`) {
 		return
 	}
 	if len(req.Assignee) > 100 {
@@ -275,7 +276,7 @@ func (a *v1) postSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	var req silenceRequest
 	const usage = `{"matchers": [{"label": "site", "value": "PO-.*", "regex": true}], "start": "<RFC 3339, default now>", "end": "<RFC 3339>", "comment": "<why>"}`
-	if !decodeJSON(w, r, &req, usage) {
+	if !a.decodeJSON(w, r, &req, usage) {
 		return
 	}
 	s := engine.Silence{ID: req.ID, End: req.End, CreatedBy: tok.Name, Comment: req.Comment, Start: a.o.Now()}

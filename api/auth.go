@@ -2,12 +2,20 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -109,23 +117,52 @@ func validHash(h string) bool {
 	return len(p) == 3 && p[0] == "sha256" && len(p[1]) > 0 && len(p[2]) == 64
 }
 
-// authenticator checks bearer tokens. bcrypt costs tens of milliseconds,
-// so accepted tokens are remembered by the SHA-256 of their plaintext
-// (never the plaintext itself); refused ones are not, so that a rotated
-// token stops working at once.
+// authenticator checks bearer tokens. The tokens file holds only hashes
+// (bcrypt costs tens of milliseconds a check), so a token is checked the
+// slow way once, against every hash; once accepted, the HMAC of its
+// plaintext under a key made at start (never the plaintext itself) is
+// kept for its entry, and later requests with it are checked by comparing
+// that HMAC, in constant time, with every entry's: microseconds. A token
+// that matches no entry is refused after the slow check, which is
+// rate-limited per client address: beyond AuthFailuresPerMinute failures
+// the client gets 429 before any hash is computed, and at most
+// slowChecksAtOnce slow checks run at a time, so failed logins cannot take
+// every core.
 type authenticator struct {
 	tokens []Token
-	mu     sync.Mutex
-	known  map[[sha256.Size]byte]int // index into tokens
+	key    [32]byte
+
+	mu   sync.Mutex
+	fast [][sha256.Size]byte // per token: HMAC of its plaintext, once seen
+	seen []bool
+
+	fails      *failureLimiter // nil: no limit
+	clientAddr func(*http.Request) string
+	m          *metrics
+	log        *slog.Logger
+	slow       chan struct{} // a slot per slow check running
+	slowChecks atomic.Int64  // hashes checked the slow way (for tests)
 }
 
-const maxKnownTokens = 1024
+// slowChecksAtOnce bounds the slow checks running at once.
+var slowChecksAtOnce = max(1, runtime.GOMAXPROCS(0)/2)
 
 func newAuthenticator(ts []Token) *authenticator {
-	return &authenticator{tokens: ts, known: map[[sha256.Size]byte]int{}}
+	a := &authenticator{tokens: ts, fast: make([][sha256.Size]byte, len(ts)), seen: make([]bool, len(ts)),
+		slow: make(chan struct{}, slowChecksAtOnce), clientAddr: func(r *http.Request) string { return r.RemoteAddr }}
+	if _, err := rand.Read(a.key[:]); err != nil {
+		panic("BUG: crypto/rand failed: " + err.Error())
+	}
+	return a
 }
 
-// check returns the token a request carries, or writes a 401/403 and
+// limit sets the limiter of failed checks (nil: none), how a request's
+// client is named, the metrics and the log.
+func (a *authenticator) limit(l *failureLimiter, clientAddr func(*http.Request) string, m *metrics, log *slog.Logger) {
+	a.fails, a.clientAddr, a.m, a.log = l, clientAddr, m, log
+}
+
+// check returns the token a request carries, or writes a 401/403/429 and
 // returns false. It never logs or echoes the token.
 func (a *authenticator) check(w http.ResponseWriter, r *http.Request, act action) (Token, bool) {
 	h := r.Header.Get("Authorization")
@@ -140,10 +177,38 @@ func (a *authenticator) check(w http.ResponseWriter, r *http.Request, act action
 		unauthorized(w, "the Authorization header must be \"Bearer <token>\"")
 		return Token{}, false
 	}
-	t, ok := a.lookup(secret)
+	t, ok := a.lookupFast(secret)
 	if !ok {
-		unauthorized(w, "the token is not valid: it is unknown, mistyped or revoked")
-		return Token{}, false
+		client := a.clientAddr(r)
+		if a.fails != nil {
+			if ok, retry := a.fails.take(client); !ok {
+				if a.m != nil {
+					a.m.limited.WithLabelValues(limitAuthFailures).Inc()
+				}
+				tooMany(w, retry, fmt.Sprintf("too many requests with a token that is not valid came from your address; retry in %d s with a valid token", retrySeconds(retry)))
+				return Token{}, false
+			}
+		}
+		var err error
+		t, ok, err = a.lookupSlow(r.Context(), secret)
+		switch {
+		case err != nil: // the client went away while waiting for a slot
+			if a.fails != nil {
+				a.fails.refund(client)
+			}
+			tooMany(w, time.Second, "too many token checks are running; retry")
+			return Token{}, false
+		case ok:
+			if a.fails != nil {
+				a.fails.refund(client)
+			}
+		default:
+			if a.fails != nil && a.fails.exhausted(client) && a.log != nil {
+				a.log.Warn("a client is over the limit of failed token checks: it gets 429 for a while", "client", client)
+			}
+			unauthorized(w, "the token is not valid: it is unknown, mistyped or revoked")
+			return Token{}, false
+		}
 	}
 	for _, r := range roles {
 		if t.Role == r {
@@ -155,26 +220,68 @@ func (a *authenticator) check(w http.ResponseWriter, r *http.Request, act action
 	return Token{}, false
 }
 
-func (a *authenticator) lookup(secret string) (Token, bool) {
-	sum := sha256.Sum256([]byte(secret))
+func (a *authenticator) mac(secret string) [sha256.Size]byte {
+	h := hmac.New(sha256.New, a.key[:])
+	h.Write([]byte(secret))
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// lookupFast finds a token accepted before, comparing with every entry
+// so that the time taken does not say which.
+func (a *authenticator) lookupFast(secret string) (Token, bool) {
+	sum := a.mac(secret)
+	found := -1
 	a.mu.Lock()
-	i, ok := a.known[sum]
-	a.mu.Unlock()
-	if ok {
-		return a.tokens[i], true
-	}
-	for i, t := range a.tokens {
-		if credential.Check(t.Hash, []byte(secret)) {
-			a.mu.Lock()
-			if len(a.known) >= maxKnownTokens {
-				clear(a.known)
-			}
-			a.known[sum] = i
-			a.mu.Unlock()
-			return t, true
+	for i := range a.fast {
+		if subtle.ConstantTimeCompare(sum[:], a.fast[i][:])&boolInt(a.seen[i]) == 1 {
+			found = i
 		}
 	}
-	return Token{}, false
+	a.mu.Unlock()
+	if found < 0 {
+		return Token{}, false
+	}
+	return a.tokens[found], true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// lookupSlow checks secret against every hash, once a slot is free (or
+// ctx ends: the error).
+func (a *authenticator) lookupSlow(ctx context.Context, secret string) (Token, bool, error) {
+	select {
+	case a.slow <- struct{}{}:
+	case <-ctx.Done():
+		return Token{}, false, ctx.Err()
+	}
+	defer func() { <-a.slow }()
+	for i, t := range a.tokens {
+		a.slowChecks.Add(1)
+		if credential.Check(t.Hash, []byte(secret)) {
+			sum := a.mac(secret)
+			a.mu.Lock()
+			a.fast[i], a.seen[i] = sum, true
+			a.mu.Unlock()
+			return t, true, nil
+		}
+	}
+	return Token{}, false, nil
+}
+
+// lookup checks secret, the fast way first, without any limit.
+func (a *authenticator) lookup(secret string) (Token, bool) {
+	if t, ok := a.lookupFast(secret); ok {
+		return t, true
+	}
+	t, ok, _ := a.lookupSlow(context.Background(), secret)
+	return t, ok
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {

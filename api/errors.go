@@ -34,6 +34,7 @@ const (
 	CodeUnknownSite    ErrorCode = "unknown_site"
 
 	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
+	CodeRequestTimeout   ErrorCode = "request_timeout"
 
 	CodeAlertNotOpen         ErrorCode = "alert_not_open"
 	CodeRuleInFile           ErrorCode = "rule_in_file"
@@ -43,6 +44,7 @@ const (
 	CodeTooLarge             ErrorCode = "too_large"
 	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	CodeIfMatchRequired      ErrorCode = "if_match_required"
+	CodeTooManyRequests      ErrorCode = "too_many_requests"
 
 	CodeInternal       ErrorCode = "internal"
 	CodeBacktestFailed ErrorCode = "backtest_failed"
@@ -87,6 +89,7 @@ var errorCatalogue = []errorSpec{
 	{CodeUnknownSite, http.StatusNotFound, "no such site; list them at /api/v1/sites"},
 
 	{CodeMethodNotAllowed, http.StatusMethodNotAllowed, "this method is not served on this path; see Allow"},
+	{CodeRequestTimeout, http.StatusRequestTimeout, "the request did not arrive in time; send it whole without pausing"},
 
 	{CodeAlertNotOpen, http.StatusConflict, "the alert is not open"},
 	{CodeRuleInFile, http.StatusConflict, "the rule comes from a file of the rules directory: change the file"},
@@ -96,6 +99,7 @@ var errorCatalogue = []errorSpec{
 	{CodeTooLarge, http.StatusRequestEntityTooLarge, "the body is too large"},
 	{CodeUnsupportedMediaType, http.StatusUnsupportedMediaType, "this Content-Type is not accepted here"},
 	{CodeIfMatchRequired, http.StatusPreconditionRequired, "send If-Match with the ETag of GET"},
+	{CodeTooManyRequests, http.StatusTooManyRequests, "over a limit of this server; retry after the seconds in Retry-After"},
 
 	{CodeInternal, http.StatusInternalServerError, "the server failed; retry, and report it if it persists"},
 	{CodeBacktestFailed, http.StatusInternalServerError, "the backtest failed"},

@@ -90,9 +90,6 @@ func statusIndex(s string) state.Status {
 	return state.StatusUnknown
 }
 
-// maxBody bounds request bodies.
-const maxBody = 64 << 10
-
 var propNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 
 // parseIfMatch reads a strong ETag "N" made by etag. W/ tags cannot match
@@ -135,9 +132,9 @@ func (a *v1) patchDesired(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(r.Body) // bounded by bodyLimit
 	if err != nil {
-		WriteError(w, CodeTooLarge, fmt.Sprintf("the body is over %d bytes", maxBody))
+		a.bodyError(w, err, `a JSON object of desired properties`)
 		return
 	}
 	var set map[string]json.RawMessage
@@ -214,9 +211,13 @@ func (a *v1) postLifecycle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req transitionRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(r.Body) // bounded by bodyLimit
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if isBodyLimit(err) {
+			a.bodyError(w, err, "")
+			return
+		}
 		WriteError(w, CodeBadBody,
 			`the body must be {"to": "<state>", "cause": "<why>"}, e.g. {"to": "operational", "cause": "repaired by supplier"}`)
 		return

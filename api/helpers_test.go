@@ -235,6 +235,7 @@ func (b *syncBuffer) String() string {
 type env struct {
 	logs *syncBuffer
 	base string
+	srv  *Server
 	reg  *registry.Registry
 	live *fakeLive
 	hist *fakeHistory
@@ -255,13 +256,20 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
 // newEnvWith is newEnv with the options changed by edit before mounting.
 func newEnvWith(t *testing.T, edit func(*V1Options)) *env {
 	t.Helper()
+	return newEnvLimits(t, Limits{}, edit)
+}
+
+// newEnvLimits is newEnvWith on a server with limits l.
+func newEnvLimits(t *testing.T, l Limits, edit func(*V1Options)) *env {
+	t.Helper()
 	reg := testFleet(t)
 	e := &env{reg: reg, live: newFakeLive(t, reg), hist: &fakeHistory{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(Options{Addr: "127.0.0.1:0", Logger: log})
+	s, err := New(Options{Addr: "127.0.0.1:0", Logger: log, Limits: l})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.srv = s
 	o := V1Options{Fleet: reg, Live: e.live, History: e.hist, Registrar: &fakeRegistrar{reg: reg},
 		Now: func() time.Time { return testNow },
 		Tokens: []Token{
@@ -328,6 +336,13 @@ var noRedirects = &http.Client{
 // body must match. Every test request goes through here.
 func (e *env) do(t *testing.T, method, path, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
+	return e.doWith(t, noRedirects, method, path, body, hdr...)
+}
+
+// doWith is do with another client (one that connects from another
+// address: clientFrom).
+func (e *env) doWith(t *testing.T, cl *http.Client, method, path, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -342,7 +357,7 @@ func (e *env) do(t *testing.T, method, path, body string, hdr ...string) (*http.
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := noRedirects.Do(req)
+	resp, err := cl.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

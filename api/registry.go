@@ -25,7 +25,8 @@ import (
 //   - a nil report and an error: the file cannot be read (bad header,
 //     empty file, broken CSV): 400 with the error's message; an error
 //     wrapping *http.MaxBytesError (the body was cut at the API's limit) is
-//     413;
+//     413, one wrapping os.ErrDeadlineExceeded (the body did not arrive
+//     within the bulk timeout) 408;
 //   - a report and any other error: the import failed after the file was
 //     read (e.g. the registry could not be saved): 500, and the report's
 //     generated credentials are not returned, so an implementation should
@@ -37,10 +38,6 @@ type Registrar interface {
 	Import(r io.Reader, strict bool) (*registry.ImportReport, error)
 	Export(w io.Writer) error
 }
-
-// maxImportBody bounds the CSV of an import: 64 MiB, some 200,000 asset
-// rows (a variable so that tests need not send 64 MiB).
-var maxImportBody int64 = 64 << 20
 
 // importReport is the answer to an import: always every key, arrays never
 // null.
@@ -93,7 +90,11 @@ func (a *v1) importRegistry(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, CodeBadParameter, fmt.Sprintf("strict=%q: want true or false", v))
 		return
 	}
-	rep, err := a.o.Registrar.Import(http.MaxBytesReader(w, r.Body, a.maxImport), strict)
+	// The body (up to MaxImportBytes, bounded by bodyLimit) may take
+	// longer than ReadTimeout to arrive, and the import longer than
+	// WriteTimeout: BulkTimeout, now that the token is checked.
+	a.bulk(w, true, 0)
+	rep, err := a.o.Registrar.Import(r.Body, strict)
 	// The answer may hold plaintext device secrets: no cache may keep it.
 	w.Header().Set("Cache-Control", "no-store")
 	var tooLarge *http.MaxBytesError
@@ -106,8 +107,11 @@ func (a *v1) importRegistry(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("registry import returned no report", "token", tok.Name)
 		WriteError(w, CodeInternal, "the import returned no report; check the registry and retry")
 	case errors.As(err, &tooLarge):
+		a.m.limited.WithLabelValues(limitBodySize).Inc()
 		WriteError(w, CodeTooLarge,
-			fmt.Sprintf("the body is over %d bytes; split the file by site and import the parts", a.maxImport))
+			fmt.Sprintf("the body is over %d bytes; split the file by site and import the parts", tooLarge.Limit))
+	case isBodyLimit(err):
+		a.bodyError(w, err, "")
 	case errors.Is(err, registry.ErrRefused) && rep != nil:
 		a.log.Info("registry import refused", "token", tok.Name, "refused", len(rep.Refused))
 		rep.Credentials = nil // nothing was imported: these secrets belong to no device
@@ -129,6 +133,7 @@ func (a *v1) exportRegistry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	a.bulk(w, false, 0)
 	// Buffered, so that a failure is still a JSON error rather than a
 	// truncated file with a 200.
 	var b bytes.Buffer

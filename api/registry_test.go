@@ -74,7 +74,7 @@ func TestRegistryImport(t *testing.T) {
 			t.Fatalf("the returned credential does not log in: %v", err)
 		}
 	}
-	if _, err := e.reg.Authenticate("PO-001002-1/atm-1", []byte("s3cret-atm")); err != nil {
+	if _, err := e.reg.Authenticate("PO-001002-1/atm-1", []byte("s3cret-atm-Xq7vR2mK9pLw")); err != nil {
 		t.Fatalf("the row's own secret does not log in: %v", err)
 	}
 	for _, id := range []string{"PO-001002-1", "CW-TO-1", "PO-001003-1"} {
@@ -142,10 +142,7 @@ func TestRegistryImportRefused(t *testing.T) {
 
 // TestRegistryImportErrors: who may import, and what a bad request gets.
 func TestRegistryImportErrors(t *testing.T) {
-	old := maxImportBody
-	maxImportBody = 200
-	small := newEnv(t)
-	maxImportBody = old
+	small := newEnvLimits(t, Limits{MaxImportBytes: 200}, nil)
 	e := newEnv(t)
 	good := readRegistryFixture(t, "import.good.csv")
 	tests := []struct {

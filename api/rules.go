@@ -71,18 +71,23 @@ type backtestRequest struct {
 	Step    string   `json:"step"`
 }
 
-// maxBacktestSpan bounds a backtest's range: longer replays are for the CLI.
-const maxBacktestSpan = 31 * 24 * time.Hour
+// maxBacktestSpan bounds a backtest's range: longer replays are for the
+// CLI; backtestTimeout bounds its run (its answer may take that long, so
+// its write deadline is at least that, whatever BulkTimeout says).
+const (
+	maxBacktestSpan = 31 * 24 * time.Hour
+	backtestTimeout = 2 * time.Minute
+)
 
 func (a *v1) ruleRoutes() []route {
 	return []route{
-		{"GET", "/api/v1/rules", http.HandlerFunc(a.listRules)},
-		{"POST", "/api/v1/rules/check", http.HandlerFunc(a.checkRule)},
-		{"POST", "/api/v1/rules/backtest", http.HandlerFunc(a.backtest)},
-		{"GET", "/api/v1/rules/{id}", http.HandlerFunc(a.getRule)},
-		{"PUT", "/api/v1/rules/{id}", http.HandlerFunc(a.putRule)},
-		{"DELETE", "/api/v1/rules/{id}", http.HandlerFunc(a.deleteRule)},
-		{"GET", "/api/v1/rules/{id}/versions", http.HandlerFunc(a.ruleVersions)},
+		{method: "GET", path: "/api/v1/rules", h: http.HandlerFunc(a.listRules)},
+		{method: "POST", path: "/api/v1/rules/check", h: http.HandlerFunc(a.checkRule)},
+		{method: "POST", path: "/api/v1/rules/backtest", h: http.HandlerFunc(a.backtest)},
+		{method: "GET", path: "/api/v1/rules/{id}", h: http.HandlerFunc(a.getRule)},
+		{method: "PUT", path: "/api/v1/rules/{id}", h: http.HandlerFunc(a.putRule)},
+		{method: "DELETE", path: "/api/v1/rules/{id}", h: http.HandlerFunc(a.deleteRule)},
+		{method: "GET", path: "/api/v1/rules/{id}/versions", h: http.HandlerFunc(a.ruleVersions)},
 	}
 }
 
@@ -123,11 +128,12 @@ func (a *v1) ruleVersions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, versionList{Items: vs})
 }
 
-// readRule reads a rule's text: YAML or JSON (JSON is YAML).
-func readRule(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+// readRule reads a rule's text: YAML or JSON (JSON is YAML), bounded by
+// bodyLimit.
+func (a *v1) readRule(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		WriteError(w, CodeTooLarge, fmt.Sprintf("a rule is at most %d bytes", maxBody))
+		a.bodyError(w, err, "the rule as YAML or JSON")
 		return nil, false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
@@ -158,7 +164,7 @@ func refuseRule(w http.ResponseWriter, err error) {
 }
 
 func (a *v1) checkRule(w http.ResponseWriter, r *http.Request) {
-	src, ok := readRule(w, r)
+	src, ok := a.readRule(w, r)
 	if !ok {
 		return
 	}
@@ -220,7 +226,7 @@ func (a *v1) putRule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	src, ok := readRule(w, r)
+	src, ok := a.readRule(w, r)
 	if !ok {
 		return
 	}
@@ -251,9 +257,10 @@ func (a *v1) backtest(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.auth.check(w, r, actBacktest); !ok {
 		return
 	}
+	a.bulk(w, false, backtestTimeout+10*time.Second)
 	var req backtestRequest
 	usage := `{"rule_ids": ["atm_cash_low"], "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"} (or "rule": "<YAML of a rule>")`
-	if !decodeJSON(w, r, &req, usage) {
+	if !a.decodeJSON(w, r, &req, usage) {
 		return
 	}
 	var spec rules.BacktestSpec
@@ -285,7 +292,7 @@ func (a *v1) backtest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	spec.RuleIDs, spec.Source, spec.Sites = req.RuleIDs, []byte(req.Rule), req.Sites
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), backtestTimeout)
 	defer cancel()
 	res, err := a.o.Rules.Backtest(ctx, spec)
 	switch {

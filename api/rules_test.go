@@ -111,7 +111,7 @@ func TestRules_CRUDAndVersions(t *testing.T) {
 		{"bad expression", "/api/v1/rules/api_cold", strings.Replace(rule, `last("temp_c") < 5`, `last("temp_c") < `, 1), yamlBody(operatorToken), 400, "line 3, column"},
 		{"unknown metric", "/api/v1/rules/api_cold", strings.Replace(rule, "temp_c", "tmp_c", 1), yamlBody(operatorToken), 400, `did you mean \"temp_c\"`},
 		{"empty", "/api/v1/rules/api_cold", " ", yamlBody(operatorToken), 400, "send the rule"},
-		{"too large", "/api/v1/rules/api_cold", rule + "# " + strings.Repeat("x", maxBody), yamlBody(operatorToken), 413, `"code":"too_large"`},
+		{"too large", "/api/v1/rules/api_cold", rule + "# " + strings.Repeat("x", DefaultMaxBodyBytes), yamlBody(operatorToken), 413, `"code":"too_large"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, b := e.do(t, "PUT", tc.path, tc.body, tc.hdr...)

@@ -18,6 +18,11 @@
 // and, when their dependencies are given, the registry, alert, rule and
 // milestone routes listed in openapi.yaml.
 //
+// The server's limits (timeouts, body sizes per route, streams per client
+// and in total, failed token checks per client) are Options fields with
+// Default* values (Limits, embedded in Options); limits.go and
+// streamhub.go enforce them.
+//
 // Its dependencies are the interfaces Fleet, Live and History (and
 // Registrar, AlertStore, RuleStore, MilestoneSource), declared here and
 // implemented by internal/platform.
@@ -30,6 +35,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,13 +46,134 @@ import (
 // DefaultAddr is where the HTTP API and the portal listen by default.
 const DefaultAddr = "127.0.0.1:8080"
 
+// The server's limits by default (Limits; README, "API": the table).
+const (
+	// DefaultReadHeaderTimeout bounds reading a request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, headers and body
+	// (the registry import gets BulkTimeout once its token is checked).
+	// Once the body is read, the handler's own work is not bounded by it.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds writing an answer, from the end of the
+	// request's headers (the registry import and export and rule
+	// backtests get BulkTimeout; the stream bounds each write by
+	// StreamWriteTimeout instead).
+	DefaultWriteTimeout = 60 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive connection may wait for
+	// its next request.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultBulkTimeout bounds reading and answering the registry import
+	// and export and a rule backtest.
+	DefaultBulkTimeout = 5 * time.Minute
+	// DefaultStreamWriteTimeout bounds each write to a stream client; a
+	// client that does not take an event (or heartbeat) within it is
+	// disconnected as too slow.
+	DefaultStreamWriteTimeout = 20 * time.Second
+	// DefaultMaxBodyBytes bounds the JSON and YAML bodies of every route
+	// but the registry import.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxImportBytes bounds the CSV of a registry import (some
+	// 200,000 asset rows).
+	DefaultMaxImportBytes = 64 << 20
+	// DefaultMaxStreams bounds the streams open at once on this instance.
+	DefaultMaxStreams = 1000
+	// DefaultMaxStreamsPerClient bounds the streams open at once from one
+	// client address (an IPv6 client is its /64).
+	DefaultMaxStreamsPerClient = 8
+	// DefaultStreamBuffer is how many updates a stream client may lag
+	// behind before it loses some (counted in
+	// polis_api_stream_dropped_total).
+	DefaultStreamBuffer = 256
+	// DefaultAuthFailuresPerMinute is how many failed token checks one
+	// client address may make per minute (a bucket of that many, refilled
+	// evenly); beyond, it gets 429 before any hash is computed.
+	DefaultAuthFailuresPerMinute = 10
+)
+
 // Options configure the HTTP server.
 type Options struct {
-	Addr     string // default DefaultAddr
+	Addr string // default DefaultAddr
+	// Listener, if set, is served instead of listening on Addr (app passes
+	// a TLS listener for HTTPS); Addr then names it in logs.
+	Listener net.Listener
 	Checks   map[string]Check
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Registerer gets the API's own metrics (polis_api_*); default:
+	// Gatherer, when it is also a Registerer (a *prometheus.Registry is).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Limits are the server's limits; a zero field takes its default.
+	Limits
 }
+
+// Limits are the HTTP API's limits (README, "API"). A zero field takes its
+// Default* value; a negative one turns the limit off.
+type Limits struct {
+	ReadHeaderTimeout  time.Duration // DefaultReadHeaderTimeout
+	ReadTimeout        time.Duration // DefaultReadTimeout
+	WriteTimeout       time.Duration // DefaultWriteTimeout
+	IdleTimeout        time.Duration // DefaultIdleTimeout
+	BulkTimeout        time.Duration // DefaultBulkTimeout
+	StreamWriteTimeout time.Duration // DefaultStreamWriteTimeout
+
+	MaxBodyBytes   int64 // DefaultMaxBodyBytes
+	MaxImportBytes int64 // DefaultMaxImportBytes
+
+	MaxStreams          int // DefaultMaxStreams
+	MaxStreamsPerClient int // DefaultMaxStreamsPerClient
+	StreamBuffer        int // DefaultStreamBuffer (not negative: zero or less is the default)
+
+	AuthFailuresPerMinute int // DefaultAuthFailuresPerMinute
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed: a request from one of them is counted against the
+	// address it forwarded for (the right-most one not itself a trusted
+	// proxy). Empty (the default): the limits count the connection's
+	// address and X-Forwarded-For is ignored. ParseTrustedProxies reads
+	// the flag's form.
+	TrustedProxies []netip.Prefix
+}
+
+// DefaultLimits returns every limit at its default (for flags to show).
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
+// withDefaults fills in the Default* values of the zero fields; negative
+// ones stay (off).
+func (l Limits) withDefaults() Limits {
+	set := func(p *time.Duration, def time.Duration) {
+		if *p == 0 {
+			*p = def
+		}
+	}
+	set(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	set(&l.ReadTimeout, DefaultReadTimeout)
+	set(&l.WriteTimeout, DefaultWriteTimeout)
+	set(&l.IdleTimeout, DefaultIdleTimeout)
+	set(&l.BulkTimeout, DefaultBulkTimeout)
+	set(&l.StreamWriteTimeout, DefaultStreamWriteTimeout)
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxImportBytes == 0 {
+		l.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = DefaultMaxStreams
+	}
+	if l.MaxStreamsPerClient == 0 {
+		l.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
+	if l.AuthFailuresPerMinute == 0 {
+		l.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	if l.StreamBuffer <= 0 {
+		l.StreamBuffer = DefaultStreamBuffer
+	}
+	return l
+}
+
+// timeout is d for http.Server, where zero means none.
+func timeout(d time.Duration) time.Duration { return max(d, 0) }
 
 // shutdownGrace is how long Run lets requests in progress finish once its
 // context ends, before it closes their connections (a variable so that
@@ -55,10 +182,12 @@ var shutdownGrace = 10 * time.Second
 
 // Server is the HTTP API.
 type Server struct {
-	o   Options
+	o   Options // with defaults
 	ln  net.Listener
 	srv *http.Server
 	log *slog.Logger
+	m   *metrics
+	v1  *v1 // once MountV1 ran
 	mu  sync.Mutex
 	mux *http.ServeMux
 	// served is set by Run; Close before it only closes the
@@ -82,16 +211,37 @@ func New(o Options) (*Server, error) {
 	if o.Gatherer == nil {
 		o.Gatherer = prometheus.NewRegistry()
 	}
-	ln, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen for HTTP on %s: %w", o.Addr, err)
+	if o.Registerer == nil {
+		if r, ok := o.Gatherer.(prometheus.Registerer); ok {
+			o.Registerer = r
+		} else {
+			o.Registerer = prometheus.NewRegistry() // not exposed
+		}
 	}
-	s := &Server{o: o, ln: ln, log: o.Logger.With("component", "api"), mux: http.NewServeMux(), stopped: make(chan struct{})}
+	o.Limits = o.Limits.withDefaults()
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", o.Addr); err != nil {
+			return nil, fmt.Errorf("cannot listen for HTTP on %s: %w", o.Addr, err)
+		}
+	}
+	s := &Server{o: o, ln: ln, log: o.Logger.With("component", "api"), m: m, mux: http.NewServeMux(), stopped: make(chan struct{})}
 	s.mountHealth()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, CodeNotFound, fmt.Sprintf("no such path %s; see /api/v1/ for the API", r.URL.Path))
 	})
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{
+		Handler:           readDeadlineOnce(s.mux),
+		ReadHeaderTimeout: timeout(o.ReadHeaderTimeout),
+		ReadTimeout:       timeout(o.ReadTimeout),
+		WriteTimeout:      timeout(o.WriteTimeout),
+		IdleTimeout:       timeout(o.IdleTimeout),
+	}
 	return s, nil
 }
 

@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -12,9 +14,8 @@ import (
 // Update kinds, as the stream names its events.
 var updateKinds = []string{"telemetry", "reported", "status", "event", "desired", "lifecycle"}
 
-// streamBuffer is how many updates a stream client may lag behind before
-// it loses some (the Live implementation counts the losses).
-const streamBuffer = 256
+// streamRetryAfter is the Retry-After of a stream refused by a limit.
+const streamRetryAfter = 30 * time.Second
 
 type streamFilter struct {
 	sites, regions, types, kinds []string // empty: any
@@ -79,60 +80,79 @@ func (f *streamFilter) match(u *Update) bool {
 
 // stream sends twin changes as Server-Sent Events: "event: <kind>" and
 // "data: <Update as JSON>", with a comment line as heartbeat so that
-// proxies keep the connection open. It ends when the client goes away.
+// proxies keep the connection open. It ends when the client goes away,
+// when the client does not take a write within StreamWriteTimeout, or
+// when the server shuts down. Streams are limited in total and per client
+// address (429); the updates come from the hub (streamhub.go).
 func (a *v1) stream(w http.ResponseWriter, r *http.Request) {
 	f, err := a.parseStreamFilter(r)
 	if err != nil {
 		WriteError(w, CodeBadFilter, err.Error())
 		return
 	}
+	addr := a.clientAddr(r)
+	c, lerr := a.hub.join(addr, f)
+	if lerr != nil {
+		a.m.limited.WithLabelValues(lerr.limit).Inc()
+		tooMany(w, streamRetryAfter, lerr.msg)
+		return
+	}
+	defer a.hub.leave(c)
 	rc := http.NewResponseController(w)
-	updates, cancel := a.o.Live.Subscribe(streamBuffer)
-	defer cancel()
+	// Each write gets its own deadline, replacing the server's
+	// WriteTimeout, which would otherwise cut every stream after it.
+	write := func(format string, args ...any) error {
+		deadline := time.Time{}
+		if d := a.lim.StreamWriteTimeout; d > 0 {
+			deadline = time.Now().Add(d)
+		}
+		_ = rc.SetWriteDeadline(deadline)
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, ": polis twin stream\n\n"); err != nil {
-		return
-	}
-	if err := rc.Flush(); err != nil {
-		return
-	}
+	err = write(": polis twin stream\n\n")
 	tick := time.NewTicker(a.heartbeat)
 	defer tick.Stop()
-	for {
+	var dropped uint64
+	for err == nil {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-a.closing:
 			return
+		case <-c.ended:
+			return
 		case <-tick.C:
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
-				return
+			err = write(": heartbeat\n\n")
+		case u := <-c.updates:
+			if n := c.dropped.Load(); n != dropped {
+				// Say so, as a comment, so that a client can tell.
+				err = write(": %d updates dropped: this stream is read too slowly\n\n", n-dropped)
+				dropped = n
+				if err != nil {
+					break
+				}
 			}
-		case u, ok := <-updates:
-			if !ok {
-				return
-			}
-			if !f.match(&u) {
-				continue
-			}
-			b, err := json.Marshal(u)
-			if err != nil {
+			b, merr := json.Marshal(u)
+			if merr != nil {
 				continue
 			}
 			kind := u.Kind
 			if !slices.Contains(updateKinds, kind) {
 				kind = "update" // never let a stray kind break the framing
 			}
-			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b); err != nil {
-				return
-			}
+			err = write("event: %s\ndata: %s\n\n", kind, b)
 		}
-		if err := rc.Flush(); err != nil {
-			return
-		}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		a.m.slow.Inc()
+		a.log.Debug("stream client too slow: disconnected", "client", addr, "write_timeout", a.lim.StreamWriteTimeout)
 	}
 }

@@ -37,7 +37,9 @@ type Live interface {
 	// Transition moves an asset's lifecycle (operator call); errors from twin/lifecycle.
 	Transition(site, asset string, to lifecycle.State, actor, cause string, now time.Time) (lifecycle.Event, error)
 	// Subscribe streams twin changes until cancel is called; slow readers
-	// lose updates (counted by the implementation).
+	// lose updates (counted by the implementation), so a send must never
+	// wait. The API holds one subscription while any stream is open and
+	// fans it out to its streams itself (streamhub.go).
 	Subscribe(buffer int) (updates <-chan Update, cancel func())
 }
 
@@ -98,12 +100,15 @@ type V1Options struct {
 // their dependencies are given, the registry, alerts and silences, rules and
 // milestones.
 type v1 struct {
-	o         V1Options
-	log       *slog.Logger
-	auth      *authenticator
-	heartbeat time.Duration
-	maxImport int64         // bytes of an import's body
-	closing   chan struct{} // closed when the server shuts down
+	o          V1Options
+	lim        Limits // the server's, with defaults
+	log        *slog.Logger
+	auth       *authenticator
+	hub        *streamHub
+	m          *metrics
+	clientAddr func(*http.Request) string
+	heartbeat  time.Duration
+	closing    chan struct{} // closed when the server shuts down
 }
 
 // heartbeatEvery is how often the stream sends a comment line (a variable
@@ -129,13 +134,16 @@ func (s *Server) MountV1(o V1Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot mount twin API: %w", err)
 	}
-	a := &v1{o: o, log: o.Logger.With("component", "api.v1"), auth: newAuthenticator(o.Tokens), heartbeat: heartbeatEvery,
-		maxImport: maxImportBody, closing: make(chan struct{})}
+	a := &v1{o: o, lim: s.o.Limits, log: o.Logger.With("component", "api.v1"), hub: newStreamHub(o.Live, s.o.Limits, s.m), m: s.m,
+		clientAddr: s.clientAddr, heartbeat: heartbeatEvery, closing: make(chan struct{})}
+	s.v1 = a
+	a.auth = newAuthenticator(o.Tokens)
+	a.auth.limit(newFailureLimiter(s.o.AuthFailuresPerMinute), s.clientAddr, s.m, a.log)
 	// Streams never go idle: end them when the server shuts down, or
 	// Shutdown would wait for its deadline.
 	s.srv.RegisterOnShutdown(func() { close(a.closing) })
 	for _, rt := range a.routes(doc) {
-		s.Handle(rt.method+" "+rt.path, rt.h)
+		s.Handle(rt.method+" "+rt.path, a.bodyLimit(rt))
 	}
 	// Any other method on a known path: 405 in JSON rather than the
 	// mux's plain text.
@@ -162,27 +170,47 @@ func (s *Server) MountV1(o V1Options) error {
 type route struct {
 	method, path string
 	h            http.Handler
+	// importBody marks the registry import: its body may be
+	// MaxImportBytes rather than MaxBodyBytes.
+	importBody bool
+}
+
+// bodyLimit bounds the body of rt's requests: MaxImportBytes for the
+// registry import, MaxBodyBytes for every other route. The handlers read
+// r.Body and answer its errors through bodyError (413, 408, 400).
+func (a *v1) bodyLimit(rt route) http.Handler {
+	limit := a.lim.MaxBodyBytes
+	if rt.importBody {
+		limit = a.lim.MaxImportBytes
+	}
+	if limit < 0 {
+		return rt.h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		rt.h.ServeHTTP(w, r)
+	})
 }
 
 func (a *v1) routes(doc []byte) []route {
 	rts := []route{
-		{"GET", "/api/v1/{$}", http.HandlerFunc(a.index)},
-		{"GET", "/api/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		{method: "GET", path: "/api/v1/{$}", h: http.HandlerFunc(a.index)},
+		{method: "GET", path: "/api/v1/openapi.json", h: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(doc)
 		})},
-		{"GET", "/api/v1/sites", http.HandlerFunc(a.listSites)},
-		{"GET", "/api/v1/sites/{site}", http.HandlerFunc(a.getSite)},
-		{"GET", "/api/v1/sites/{site}/assets/{asset}", http.HandlerFunc(a.getAsset)},
-		{"PATCH", "/api/v1/sites/{site}/assets/{asset}/desired", http.HandlerFunc(a.patchDesired)},
-		{"POST", "/api/v1/sites/{site}/assets/{asset}/lifecycle", http.HandlerFunc(a.postLifecycle)},
-		{"GET", "/api/v1/sites/{site}/assets/{asset}/history", http.HandlerFunc(a.history)},
-		{"GET", "/api/v1/stream", http.HandlerFunc(a.stream)},
+		{method: "GET", path: "/api/v1/sites", h: http.HandlerFunc(a.listSites)},
+		{method: "GET", path: "/api/v1/sites/{site}", h: http.HandlerFunc(a.getSite)},
+		{method: "GET", path: "/api/v1/sites/{site}/assets/{asset}", h: http.HandlerFunc(a.getAsset)},
+		{method: "PATCH", path: "/api/v1/sites/{site}/assets/{asset}/desired", h: http.HandlerFunc(a.patchDesired)},
+		{method: "POST", path: "/api/v1/sites/{site}/assets/{asset}/lifecycle", h: http.HandlerFunc(a.postLifecycle)},
+		{method: "GET", path: "/api/v1/sites/{site}/assets/{asset}/history", h: http.HandlerFunc(a.history)},
+		{method: "GET", path: "/api/v1/stream", h: http.HandlerFunc(a.stream)},
 	}
 	if a.o.Registrar != nil {
 		rts = append(rts,
-			route{"POST", "/api/v1/registry/import", http.HandlerFunc(a.importRegistry)},
-			route{"GET", "/api/v1/registry/export", http.HandlerFunc(a.exportRegistry)},
+			route{method: "POST", path: "/api/v1/registry/import", h: http.HandlerFunc(a.importRegistry), importBody: true},
+			route{method: "GET", path: "/api/v1/registry/export", h: http.HandlerFunc(a.exportRegistry)},
 		)
 	}
 	if a.o.Alerts != nil {
@@ -192,7 +220,7 @@ func (a *v1) routes(doc []byte) []route {
 		rts = append(rts, a.ruleRoutes()...)
 	}
 	if a.o.Milestones != nil {
-		rts = append(rts, route{"GET", "/api/v1/milestones", http.HandlerFunc(a.listMilestones)})
+		rts = append(rts, route{method: "GET", path: "/api/v1/milestones", h: http.HandlerFunc(a.listMilestones)})
 	}
 	return rts
 }

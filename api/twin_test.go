@@ -258,7 +258,7 @@ func TestDesiredState(t *testing.T) {
 		{"set", `{"setpoint_c":21,"mode":"eco"}`, with("If-Match", `"0"`), 200, `"1"`, `"setpoint_c":21`},
 		{"lost update", `{"setpoint_c":23}`, with("If-Match", `"0"`), 412, `"1"`, "someone changed it"},
 		{"operator too", `{"mode":null}`, append(bearer(operatorToken), "If-Match", `"1"`), 200, `"2"`, `"delta":{"setpoint_c":21}`},
-		{"too large", `{"x":"` + strings.Repeat("a", maxBody) + `"}`, with("If-Match", `"2"`), 413, "", "over"},
+		{"too large", `{"x":"` + strings.Repeat("a", DefaultMaxBodyBytes) + `"}`, with("If-Match", `"2"`), 413, "", "over"},
 		{"weak ETag", `{"x":1}`, with("If-Match", `W/"2"`), 400, "", "If-Match"},
 		{"overwrite", `{"x":1}`, with("If-Match", "*"), 200, `"3"`, `"x":`},
 		{"remove", `{"x":null}`, with("If-Match", `"3"`), 200, `"4"`, `"desired":{"setpoint_c"`},
