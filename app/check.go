@@ -15,6 +15,7 @@ import (
 	"github.com/polis-platform/polis/broker"
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/milestone"
+	"github.com/polis-platform/polis/rules/sink"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin/registry"
 )
@@ -42,6 +43,29 @@ func Check(cfg Config, w io.Writer) error {
 		}
 		if cfg.KafkaPartitions < 1 {
 			bad(fmt.Errorf("--kafka-partitions %d: must be at least 1", cfg.KafkaPartitions))
+		}
+		if cfg.Kafka.Enabled() {
+			bad(errKafkaConnEmbedded)
+		}
+	}
+	kconn, err := cfg.Kafka.Load() // reads the CA and client certificate
+	if err != nil {
+		bad(err)
+	}
+	chConn := cfg.ClickHouse
+	chConn.Addr = cfg.ClickHouseAddr
+	if _, err := chConn.Options(); err != nil { // reads the CA
+		bad(err)
+	}
+	if cfg.HTTPTLSCert != "" || cfg.HTTPTLSKey != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.HTTPTLSCert, cfg.HTTPTLSKey); err != nil {
+			bad(fmt.Errorf("--http-tls-cert/--http-tls-key: %w", err))
+		}
+	}
+	advertised := ""
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
+		if advertised, err = advertisedURL(cfg, cfg.HTTPAddr); err != nil {
+			bad(err)
 		}
 	}
 	if err := schema.ValidDatabase(cfg.Database); err != nil {
@@ -104,9 +128,9 @@ func Check(cfg Config, w io.Writer) error {
 	if len(cfg.KafkaBrokers) == 0 {
 		f("  embedded kafka         %s, %d partitions, data in %s/kafka", cfg.KafkaAddr, cfg.KafkaPartitions, cfg.DataDir)
 	} else {
-		f("  kafka                  %s", strings.Join(cfg.KafkaBrokers, ","))
+		f("  kafka                  %s, %s", strings.Join(cfg.KafkaBrokers, ","), kconn)
 	}
-	f("  clickhouse             %s, database %s, migrate %t", cfg.ClickHouseAddr, cfg.Database, cfg.Migrate)
+	f("  clickhouse             %s, database %s, migrate %t", chConn, cfg.Database, cfg.Migrate)
 	f("  storage writer         batches of up to %d rows, %s; rollups every %s", cfg.WriterMaxRows, cfg.WriterMaxWait, cfg.WriterRollupEvery)
 	f("  kafka producer         linger %s", cfg.ProducerLinger)
 	f("  lifecycle follower     polis.lifecycle.v1, folded into the lifecycle tracker")
@@ -120,12 +144,24 @@ func Check(cfg Config, w io.Writer) error {
 	f("  mqtt broker            %s%s%s, %d service accounts", cfg.MQTTAddr, optional(" ws ", cfg.MQTTWSAddr), optional(" tls ", cfg.MQTTTLSAddr), len(accounts))
 	f("  desired-state follower")
 	if cfg.AlertWebhook != "" {
-		f("  alert webhook          %s", cfg.AlertWebhook)
+		f("  alert webhook          %s", sink.RedactURL(cfg.AlertWebhook))
 	}
 	if cfg.AlertMQTT != "" {
-		f("  alert mqtt             %s", cfg.AlertMQTT)
+		f("  alert mqtt             %s", sink.RedactURL(cfg.AlertMQTT))
 	}
-	f("  http api               http://%s, %d tokens%s", cfg.HTTPAddr, len(tokens), optional(", milestones ", fmt.Sprint(nmsOrEmpty(nms))))
+	scheme := "http"
+	if cfg.HTTPTLSCert != "" {
+		scheme = "https"
+	}
+	adv := ""
+	if advertised != scheme+"://"+cfg.HTTPAddr {
+		adv = ", advertised as " + advertised
+	}
+	f("  http api               %s://%s%s, %d tokens%s", scheme, cfg.HTTPAddr, adv, len(tokens), optional(", milestones ", fmt.Sprint(nmsOrEmpty(nms))))
+	hl := cfg.HTTPLimits
+	f("  http limits            read %v (headers %v), write %v, idle %v, bulk %v; bodies %d B, imports %d B; streams %d (%d per client); %d failed tokens/min per client; %d trusted proxies",
+		hl.ReadTimeout, hl.ReadHeaderTimeout, hl.WriteTimeout, hl.IdleTimeout, hl.BulkTimeout, hl.MaxBodyBytes, hl.MaxImportBytes,
+		hl.MaxStreams, hl.MaxStreamsPerClient, hl.AuthFailuresPerMinute, len(hl.TrustedProxies))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -43,19 +44,38 @@ type Config struct {
 	TLSCert     string
 	TLSKey      string
 	HTTPAddr    string
+	// HTTPLimits are the HTTP API's limits (timeouts, body sizes, streams,
+	// failed token checks, trusted proxies; README "API"); a zero field
+	// takes its api.Default* value, a negative one turns it off.
+	HTTPLimits api.Limits
+	// HTTPAdvertise is where other instances and clients reach this
+	// instance's API: host:port (the scheme follows HTTPTLSCert) or a URL
+	// such as https://polis-1.example:8443. Redirects to a site's owner
+	// name it. Empty: HTTPAddr as bound, which must then name a host (see
+	// advertisedURL).
+	HTTPAdvertise string
+	// HTTPTLSCert and HTTPTLSKey (PEM files) serve the API over HTTPS.
+	HTTPTLSCert string
+	HTTPTLSKey  string
 
-	KafkaBrokers        []string // empty: start the embedded cluster
-	KafkaAddr           string   // embedded cluster's listen address
+	KafkaBrokers []string // empty: start the embedded cluster
+	// Kafka is how every Kafka client of every component connects to
+	// KafkaBrokers (SASL/SCRAM, TLS); it needs KafkaBrokers.
+	Kafka               kafka.ConnConfig
+	KafkaAddr           string // embedded cluster's listen address
 	KafkaPartitions     int
 	KafkaRetention      time.Duration
 	KafkaRetentionBytes int64
 	ProducerLinger      time.Duration
 
 	ClickHouseAddr string
-	Database       string
-	Migrate        bool
-	WriterMaxRows  int
-	WriterMaxWait  time.Duration
+	// ClickHouse is how the platform logs in to ClickHouse (user,
+	// password, TLS); its Addr is ClickHouseAddr.
+	ClickHouse    storage.ConnOptions
+	Database      string
+	Migrate       bool
+	WriterMaxRows int
+	WriterMaxWait time.Duration
 	// WriterRollupEvery is how often the writer writes the rollup rows and
 	// commits Kafka offsets (storage.WriterOptions.RollupEvery).
 	WriterRollupEvery time.Duration
@@ -89,6 +109,7 @@ func Defaults() Config {
 		DataDir:           "var",
 		MQTTAddr:          broker.DefaultAddr,
 		HTTPAddr:          api.DefaultAddr,
+		HTTPLimits:        api.DefaultLimits(),
 		KafkaAddr:         kafka.DefaultAddr,
 		KafkaPartitions:   kafka.DefaultPartitions,
 		KafkaRetention:    kafka.DefaultRetention,
@@ -119,7 +140,11 @@ type Platform struct {
 	Live     *twin.Live // the twin as the API sees it, with the lifecycle tracker
 	Rules    *rules.Service
 	Brokers  []string
+	// Advertised is the URL this instance's API is reached at (redirects
+	// to the site's owner name it; the twin's member id is it).
+	Advertised string
 
+	kafka    kafka.ClientOptions
 	producer *kgo.Client
 	ch       driver.Conn
 	metrics  prometheus.Registerer
@@ -159,7 +184,17 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	ns, na := p.Registry.Len()
 	p.log.Info("registry loaded", "path", cfg.RegistryPath, "sites", ns, "assets", na)
 
+	// Settings that cannot work are refused before anything starts.
+	if _, err := advertisedURL(cfg, cfg.HTTPAddr); err != nil {
+		return err
+	}
 	p.Brokers = cfg.KafkaBrokers
+	if cfg.Kafka.Enabled() && len(p.Brokers) == 0 {
+		return errKafkaConnEmbedded
+	}
+	if p.kafka, err = cfg.Kafka.Load(); err != nil {
+		return err
+	}
 	if len(p.Brokers) == 0 {
 		embedded, err := kafka.StartEmbedded(kafka.EmbeddedOptions{
 			Addr: cfg.KafkaAddr, DataDir: filepath.Join(cfg.DataDir, "kafka"), Partitions: int32(cfg.KafkaPartitions),
@@ -173,18 +208,22 @@ func (p *Platform) start(ctx context.Context) (err error) {
 		}
 		p.Brokers = embedded.Addrs()
 		p.log.Info("embedded Kafka started", "addr", p.Brokers, "data", filepath.Join(cfg.DataDir, "kafka"))
-	} else if err := kafka.EnsureTopics(ctx, p.Brokers, cfg.Logger, kafka.TopicOptions{Retention: cfg.KafkaRetention,
-		RetentionBytes: cfg.KafkaRetentionBytes}, int32(cfg.KafkaPartitions), -1); err != nil {
+	} else {
+		p.log.Info("connecting to Kafka", "brokers", p.Brokers, "conn", p.kafka)
 		// An empty cluster gets every topic with its policy; an existing
 		// one is checked.
-		return err
+		if _, err := kafka.Ensure(ctx, p.Brokers, kafka.EnsureOptions{Topics: kafka.TopicOptions{Retention: cfg.KafkaRetention,
+			RetentionBytes: cfg.KafkaRetentionBytes}, Partitions: int32(cfg.KafkaPartitions), Replication: -1,
+			Conn: p.kafka, Logger: cfg.Logger}); err != nil {
+			return fmt.Errorf("%w (Kafka connection: %s)", err, p.kafka)
+		}
 	}
 
 	flavor, err := p.startClickHouse(ctx)
 	if err != nil {
 		return err
 	}
-	writer, err := storage.NewWriter(storage.WriterOptions{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database,
+	writer, err := storage.NewWriter(storage.WriterOptions{Brokers: p.Brokers, Kafka: p.kafka, Conn: p.ch, Database: cfg.Database,
 		Flavor: flavor, MaxRows: cfg.WriterMaxRows, MaxWait: cfg.WriterMaxWait, RollupEvery: cfg.WriterRollupEvery, Logger: cfg.Logger, Registerer: reg})
 	if err != nil {
 		return err
@@ -197,7 +236,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	})); err != nil {
 		return err
 	}
-	p.producer, err = kafka.NewClient(p.Brokers, cfg.Logger, kgo.ProducerLinger(cfg.ProducerLinger),
+	p.producer, err = p.kafka.NewClient(p.Brokers, cfg.Logger, kgo.ProducerLinger(cfg.ProducerLinger),
 		kgo.RecordPartitioner(kafka.SitePartitioner()), kgo.ProducerBatchMaxBytes(4<<20),
 		kgo.MaxBufferedRecords(1<<20))
 	if err != nil {
@@ -219,12 +258,27 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	// The API listens (but does not serve) before the twin joins its
 	// group: the twin's member id is the API address, so other instances
 	// can redirect to it.
-	p.HTTP, err = api.New(api.Options{Addr: cfg.HTTPAddr, Gatherer: reg, Logger: cfg.Logger, Checks: map[string]api.Check{
+	var ln net.Listener
+	if cfg.HTTPTLSCert != "" || cfg.HTTPTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+		if err != nil {
+			return fmt.Errorf("cannot load the HTTPS certificate: %w", err)
+		}
+		raw, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen for HTTPS on %s: %w", cfg.HTTPAddr, err)
+		}
+		ln = tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	p.HTTP, err = api.New(api.Options{Addr: cfg.HTTPAddr, Listener: ln, Limits: cfg.HTTPLimits, Gatherer: reg, Logger: cfg.Logger, Checks: map[string]api.Check{
 		"clickhouse": func(ctx context.Context) error { return p.ch.Ping(ctx) },
 		"kafka":      func(ctx context.Context) error { return p.producer.Ping(ctx) },
 	}})
 	if err != nil {
 		return err
+	}
+	if p.Advertised, err = advertisedURL(cfg, p.HTTP.Addr()); err != nil {
+		return err // checked above: cannot happen
 	}
 	lv, err := p.startTwin(ctx, flavor)
 	if err != nil {
@@ -241,7 +295,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 		if err := lv.SiteAdded(s); err != nil {
 			p.log.Warn("registry topic: site not tracked", "site", s.ID, "err", err)
 		}
-	})
+	}, p.kafka.Opts()...)
 	if err := p.group.start(ctx, regf.Name(), regf); err != nil {
 		return err
 	}
@@ -259,7 +313,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	if err := p.startBroker(ctx); err != nil {
 		return err
 	}
-	desf := twin.NewDesiredFollower(p.Brokers, cfg.Logger, p.Broker)
+	desf := twin.NewDesiredFollower(p.Brokers, cfg.Logger, p.Broker, p.kafka.Opts()...)
 	if err := p.group.start(ctx, desf.Name(), desf); err != nil {
 		return err
 	}
@@ -273,7 +327,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	if err := p.group.start(ctx, "http api", p.HTTP); err != nil {
 		return err
 	}
-	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "kafka", p.Brokers,
+	p.log.Info("polis serving", "mqtt", p.Broker.Addr(), "http", p.HTTP.Addr(), "advertised", p.Advertised, "kafka", p.Brokers,
 		"clickhouse", cfg.ClickHouseAddr, "started_in", time.Since(began).Round(time.Millisecond))
 	return nil
 }
@@ -283,10 +337,11 @@ func (p *Platform) start(ctx context.Context) (err error) {
 func (p *Platform) startClickHouse(ctx context.Context) (schema.Flavor, error) {
 	cfg := p.cfg
 	var err error
-	p.ch, err = clickhouse.Open(&clickhouse.Options{Addr: []string{cfg.ClickHouseAddr}, Protocol: clickhouse.Native,
-		DialTimeout: 5 * time.Second, MaxOpenConns: 8})
+	co := cfg.ClickHouse
+	co.Addr = cfg.ClickHouseAddr
+	p.ch, err = storage.Open(co, func(o *clickhouse.Options) { o.DialTimeout, o.MaxOpenConns = 5*time.Second, 8 })
 	if err != nil {
-		return 0, fmt.Errorf("cannot open ClickHouse %s: %w", cfg.ClickHouseAddr, err)
+		return 0, err
 	}
 	if err := p.group.start(ctx, "clickhouse connection", closer(p.ch.Close)); err != nil {
 		return 0, err
@@ -318,7 +373,7 @@ func (p *Platform) startClickHouse(ctx context.Context) (schema.Flavor, error) {
 // consumer and its lifecycle evidence.
 func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.Live, error) {
 	cfg := p.cfg
-	parts, err := topicPartitions(ctx, p.Brokers, cfg.Logger)
+	parts, err := topicPartitions(ctx, p.Brokers, p.kafka, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -327,9 +382,9 @@ func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.L
 		return nil, err
 	}
 	lv := twin.NewLive(twin.LiveOptions{Registry: p.Registry, Partitions: parts, Producer: p.producer, Tracker: tracker,
-		Self: "http://" + p.HTTP.Addr(), Logger: cfg.Logger})
+		Self: p.Advertised, Logger: cfg.Logger})
 	p.Live = lv
-	lcf := lv.LifecycleFollower(p.Brokers, cfg.Logger)
+	lcf := lv.LifecycleFollower(p.Brokers, cfg.Logger, p.kafka.Opts()...)
 	if err := p.group.start(ctx, lcf.Name(), lcf); err != nil {
 		return nil, err
 	}
@@ -348,7 +403,7 @@ func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.L
 			p.log.Info("lifecycle log seeded from ClickHouse", "assets", n)
 		}
 	}
-	lw, err := storage.NewLifecycleWriter(storage.LifecycleWriterOptions{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database,
+	lw, err := storage.NewLifecycleWriter(storage.LifecycleWriterOptions{Brokers: p.Brokers, Kafka: p.kafka, Conn: p.ch, Database: cfg.Database,
 		Flavor: flavor, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -363,7 +418,7 @@ func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.L
 	)
 	if cfg.RulesDir != "" {
 		if p.Rules, err = rules.New(rules.Options{Dir: cfg.RulesDir, Registry: p.Registry, Producer: p.producer, Logger: cfg.Logger, Registerer: p.metrics,
-			Brokers: p.Brokers, Watch: true, Engine: cfg.AlertOptions, Scanner: scanner(p.ch, cfg.Database, flavor)}); err != nil {
+			Brokers: p.Brokers, Kafka: p.kafka, Watch: true, Engine: cfg.AlertOptions, Scanner: scanner(p.ch, cfg.Database, flavor)}); err != nil {
 			return nil, err
 		}
 		// The rules evaluate what the twin applies, restore the alerts of
@@ -386,8 +441,8 @@ func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.L
 			return nil, err
 		}
 	}
-	p.Twin, err = twin.New(twin.Options{Brokers: p.Brokers, Conn: p.ch, Database: cfg.Database, SnapshotEvery: cfg.TwinSnapshotEvery,
-		InstanceID: "http://" + p.HTTP.Addr(), Logger: cfg.Logger, OnApply: onApply, OnAssigned: onAssigned, OnReleased: onReleased,
+	p.Twin, err = twin.New(twin.Options{Brokers: p.Brokers, Kafka: p.kafka, Conn: p.ch, Database: cfg.Database, SnapshotEvery: cfg.TwinSnapshotEvery,
+		InstanceID: p.Advertised, Logger: cfg.Logger, OnApply: onApply, OnAssigned: onAssigned, OnReleased: onReleased,
 		NewPartition: lv.NewPartition})
 	if err != nil {
 		return nil, err
@@ -471,7 +526,7 @@ func (p *Platform) startSinks(ctx context.Context) error {
 	cfg := p.cfg
 	if cfg.AlertWebhook != "" {
 		wh, err := sink.NewWebhook(sink.WebhookOptions{Name: "webhook", URL: cfg.AlertWebhook, Secret: []byte(cfg.AlertWebhookKey),
-			Brokers: p.Brokers, Logger: cfg.Logger})
+			Brokers: p.Brokers, Kafka: p.kafka, Logger: cfg.Logger, Registerer: p.metrics})
 		if err != nil {
 			return err
 		}
@@ -481,7 +536,8 @@ func (p *Platform) startSinks(ctx context.Context) error {
 	}
 	if cfg.AlertMQTT != "" {
 		ms, err := sink.NewMQTT(sink.MQTTOptions{Name: "mqtt", URL: cfg.AlertMQTT, Username: cfg.AlertMQTTUsername,
-			Password: cfg.AlertMQTTPassword, TopicPrefix: cfg.AlertMQTTTopic, Brokers: p.Brokers, Logger: cfg.Logger})
+			Password: cfg.AlertMQTTPassword, TopicPrefix: cfg.AlertMQTTTopic, Brokers: p.Brokers, Kafka: p.kafka, Logger: cfg.Logger,
+			Registerer: p.metrics})
 		if err != nil {
 			return err
 		}
@@ -493,8 +549,8 @@ func (p *Platform) startSinks(ctx context.Context) error {
 }
 
 // topicPartitions reads how many partitions the twin's topics have.
-func topicPartitions(ctx context.Context, brokers []string, log *slog.Logger) (int, error) {
-	cl, err := kafka.NewClient(brokers, log)
+func topicPartitions(ctx context.Context, brokers []string, conn kafka.ClientOptions, log *slog.Logger) (int, error) {
+	cl, err := conn.NewClient(brokers, log)
 	if err != nil {
 		return 0, err
 	}

@@ -12,7 +12,9 @@ import (
 
 // NewClient returns a franz-go client for the seed brokers that logs
 // through log (nil: nowhere), with opts applied after the seeds and the
-// logger (so an option may override either).
+// logger (so an option may override either). It connects in plaintext
+// without authentication: the platform's components make their clients
+// with ClientOptions.NewClient, which adds SASL and TLS (conn.go).
 //
 // franz-go's Info level reports every connection, metadata refresh and
 // rebalance step, so its two lower levels are shifted down: its warnings

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -124,56 +125,146 @@ func TopicSpecs(o TopicOptions) []TopicSpec {
 // and checks that the site-keyed topics share one partition count, which
 // the twin's ownership of a site on every topic relies on. Topics that
 // exist keep their configs: on a real cluster they are the operator's.
+// It connects without SASL or TLS: Ensure takes ClientOptions.
 func EnsureTopics(ctx context.Context, brokers []string, log *slog.Logger, o TopicOptions, partitions int32, replication int16) error {
+	_, err := Ensure(ctx, brokers, EnsureOptions{Topics: o, Partitions: partitions, Replication: replication, Logger: log})
+	return err
+}
+
+// EnsureOptions say how Ensure makes the topics it creates.
+type EnsureOptions struct {
+	// Topics choose the stream topics' retention.
+	Topics TopicOptions
+	// Partitions of each site-keyed topic on a cluster that has none of
+	// them yet (otherwise the count they have).
+	Partitions int32
+	// Replication of every topic created; -1 is the broker's default.
+	Replication int16
+	// Conn is how to connect (SASL, TLS).
+	Conn   ClientOptions
+	Logger *slog.Logger
+}
+
+// EnsuredTopic is what Ensure found or did about one topic of the table.
+type EnsuredTopic struct {
+	Spec TopicSpec
+	// Partitions the topic has (or was created with).
+	Partitions int32
+	// Created is true when Ensure made the topic.
+	Created bool
+	// Differs lists how an existing topic's configs differ from the spec
+	// ("cleanup.policy is delete; the table says compact"); Ensure leaves
+	// them as they are.
+	Differs []string
+}
+
+// Ensure creates the topics of TopicSpecs(o.Topics) that the cluster
+// lacks, as EnsureTopics says, and reports on every topic of the table, in
+// its order: its partitions, whether it was created, and how the configs of
+// one that existed differ from the table.
+func Ensure(ctx context.Context, brokers []string, o EnsureOptions) ([]EnsuredTopic, error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cl, err := NewClient(brokers, log)
+	if o.Replication == 0 {
+		o.Replication = -1
+	}
+	cl, err := o.Conn.NewClient(brokers, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	specs := TopicSpecs(o)
+	specs := TopicSpecs(o.Topics)
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name
 	}
 	ts, err := adm.ListTopics(ctx, names...)
 	if err != nil {
-		return fmt.Errorf("cannot list the platform's topics: %w", err)
+		return nil, fmt.Errorf("cannot list the platform's topics: %w", err)
 	}
+	exists := func(name string) bool { t, ok := ts[name]; return ok && t.Err == nil }
 	siteKeyed := int32(0)
 	for _, s := range specs {
-		if t, ok := ts[s.Name]; ok && t.Err == nil && s.Partitions == 0 {
-			n := int32(len(t.Partitions))
+		if exists(s.Name) && s.Partitions == 0 {
+			n := int32(len(ts[s.Name].Partitions))
 			if siteKeyed != 0 && n != siteKeyed {
-				return fmt.Errorf("topic %s has %d partitions and another site-keyed topic %d: they must match (see deploy/README.md)", s.Name, n, siteKeyed)
+				return nil, fmt.Errorf("topic %s has %d partitions and another site-keyed topic %d: they must match (see deploy/README.md)", s.Name, n, siteKeyed)
 			}
 			siteKeyed = n
 		}
 	}
 	if siteKeyed == 0 {
-		siteKeyed = partitions
+		siteKeyed = o.Partitions
 	}
+	var existing []string
 	for _, s := range specs {
-		if t, ok := ts[s.Name]; ok && t.Err == nil {
+		if exists(s.Name) {
+			existing = append(existing, s.Name)
+		}
+	}
+	var described kadm.ResourceConfigs
+	if len(existing) > 0 {
+		// Only to report differences: a cluster that will not describe
+		// its configs is still usable.
+		if described, err = adm.DescribeTopicConfigs(ctx, existing...); err != nil {
+			log.Warn("cannot read the configs of the existing topics", "err", err)
+		}
+	}
+	out := make([]EnsuredTopic, 0, len(specs))
+	for _, s := range specs {
+		if exists(s.Name) {
+			e := EnsuredTopic{Spec: s, Partitions: int32(len(ts[s.Name].Partitions))}
+			if rc, err := described.On(s.Name, nil); err == nil {
+				e.Differs = configDiffs(s, rc.Configs)
+			}
+			if s.Partitions != 0 && e.Partitions != s.Partitions {
+				e.Differs = append(e.Differs, fmt.Sprintf("has %d partitions; the table says %d", e.Partitions, s.Partitions))
+			}
+			out = append(out, e)
 			continue
 		}
 		parts := s.Partitions
 		if parts == 0 {
 			parts = siteKeyed
 		}
-		resp, err := adm.CreateTopic(ctx, parts, replication, s.Configs(), s.Name)
+		resp, err := adm.CreateTopic(ctx, parts, o.Replication, s.Configs(), s.Name)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("cannot create topic %s: %w", s.Name, err)
+			return out, fmt.Errorf("cannot create topic %s: %w", s.Name, err)
 		}
 		log.Info("topic created", "topic", s.Name, "partitions", parts, "cleanup_policy", s.CleanupPolicy)
+		out = append(out, EnsuredTopic{Spec: s, Partitions: parts, Created: err == nil})
 	}
-	return nil
+	return out, nil
+}
+
+// configDiffs says where a topic's configs differ from its spec.
+func configDiffs(s TopicSpec, have []kadm.Config) []string {
+	got := map[string]string{}
+	for _, kv := range have {
+		got[kv.Key] = kv.MaybeValue()
+	}
+	var out []string
+	for _, k := range []string{"cleanup.policy", "retention.ms", "retention.bytes"} {
+		want := *s.Configs()[k]
+		v, ok := got[k]
+		if !ok {
+			continue // the broker did not say
+		}
+		if k == "cleanup.policy" {
+			// "compact,delete" holds "compact" but also deletes.
+			v = strings.ReplaceAll(v, " ", "")
+		}
+		if v != want {
+			out = append(out, fmt.Sprintf("%s is %s; the table says %s", k, v, want))
+		}
+	}
+	return out
 }

@@ -198,7 +198,7 @@ func (s *Service) followSilences(ctx context.Context) error {
 		if err := s.ev.eng.Silence(si); err != nil {
 			s.log.Warn("silence not loaded", "id", id, "err", err)
 		}
-	})
+	}, s.o.Kafka.Opts()...)
 	f.OnCaughtUp(func(n int) {
 		s.log.Info("silences loaded", "records", n, "active", len(s.ev.eng.Silences()))
 		s.caughtUp()
@@ -213,7 +213,7 @@ func (s *Service) readAlertState(ctx context.Context, parts []int32, sites map[s
 	for _, p := range parts {
 		offs[p] = kgo.NewOffset().AtStart()
 	}
-	cl, err := kafka.NewClient(s.o.Brokers, s.log, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{kafka.TopicAlertState: offs}),
+	cl, err := s.o.Kafka.NewClient(s.o.Brokers, s.log, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{kafka.TopicAlertState: offs}),
 		kgo.FetchMaxBytes(64<<20))
 	if err != nil {
 		return nil, err

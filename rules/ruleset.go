@@ -192,7 +192,7 @@ func (s *Service) follow(ctx context.Context) error {
 		s.set.mu.Lock()
 		s.set.running = r.Offset
 		s.set.mu.Unlock()
-	})
+	}, s.o.Kafka.Opts()...)
 	f.OnCaughtUp(func(n int) {
 		caught = true
 		if err := s.apply(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/polis-platform/polis/ingest/record"
+	"github.com/polis-platform/polis/kafka"
 	"github.com/polis-platform/polis/rules/dsl"
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/twin/registry"
@@ -45,6 +46,8 @@ type Options struct {
 	// (polis.alertstate.v1); empty: the rules are the directory's, the API
 	// cannot change them, and alerts and silences live in memory only.
 	Brokers []string
+	// Kafka is how its clients connect (SASL, TLS); zero: plaintext.
+	Kafka kafka.ClientOptions
 	// DrainTimeout bounds how long Run, once stopped, goes on writing
 	// queued alert changes (default 20s: the platform gives a component 30).
 	DrainTimeout time.Duration

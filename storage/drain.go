@@ -39,7 +39,7 @@ func (w *Writer) RunDraining(ctx context.Context, within time.Duration) error {
 // waitDrained waits until the storage group has committed every record of
 // the topics it consumes.
 func (w *Writer) waitDrained(ctx context.Context) error {
-	cl, err := kafka.NewClient(w.o.Brokers, w.log)
+	cl, err := w.o.Kafka.NewClient(w.o.Brokers, w.log)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,9 @@ import (
 
 // LifecycleWriterOptions configure a LifecycleWriter.
 type LifecycleWriterOptions struct {
-	Brokers  []string
+	Brokers []string
+	// Kafka is how its client connects (SASL, TLS); zero: plaintext.
+	Kafka    kafka.ClientOptions
 	Conn     driver.Conn
 	Database string
 	Flavor   schema.Flavor
@@ -55,7 +57,7 @@ func NewLifecycleWriter(o LifecycleWriterOptions) (*LifecycleWriter, error) {
 // Run stores the log until ctx ends. Events polled but not yet stored when
 // it ends stay uncommitted and are stored by the next run.
 func (w *LifecycleWriter) Run(ctx context.Context) error {
-	cl, err := kafka.NewClient(w.o.Brokers, w.log,
+	cl, err := w.o.Kafka.NewClient(w.o.Brokers, w.log,
 		kgo.ConsumerGroup(kafka.GroupLifecycleStore),
 		kgo.ConsumeTopics(kafka.TopicLifecycle),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -61,6 +61,8 @@ const (
 type WriterOptions struct {
 	// Brokers are the Kafka seed addresses.
 	Brokers []string
+	// Kafka is how its clients connect (SASL, TLS); zero: plaintext.
+	Kafka kafka.ClientOptions
 	// Conn is a clickhouse-go native connection; if nil, DSN is opened
 	// (e.g. "clickhouse://" + DefaultAddr) and closed by Close.
 	Conn driver.Conn
@@ -207,7 +209,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		w.m.up.Set(1)
 	}
 	var client atomic.Pointer[kgo.Client] // for lostWatch.resume
-	cl, err := kafka.NewClient(w.o.Brokers, w.log,
+	cl, err := w.o.Kafka.NewClient(w.o.Brokers, w.log,
 		kgo.ConsumerGroup(kafka.GroupStorage),
 		kgo.ConsumeTopics(storedTopics...),
 		// Where the group has no committed offset, and where retention

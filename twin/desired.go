@@ -233,8 +233,9 @@ type RetainedPublisher interface {
 }
 
 // NewDesiredFollower replays and follows polis.desired.v1, publishing
-// every desired state retained on its device's state/desired topic.
-func NewDesiredFollower(brokers []string, log *slog.Logger, pub RetainedPublisher) *kafka.Follower {
+// every desired state retained on its device's state/desired topic. opts
+// (kafka.ClientOptions.Opts: SASL, TLS) go to its client.
+func NewDesiredFollower(brokers []string, log *slog.Logger, pub RetainedPublisher, opts ...kgo.Opt) *kafka.Follower {
 	return kafka.NewFollower(brokers, kafka.TopicDesired, log, func(r *kgo.Record) {
 		site, asset, ok := strings.Cut(string(r.Key), "/")
 		if !ok {
@@ -243,5 +244,5 @@ func NewDesiredFollower(brokers []string, log *slog.Logger, pub RetainedPublishe
 		if err := pub.Publish(topic.Build(site, asset, topic.Desired), r.Value, true, 1); err != nil {
 			log.Warn("cannot publish desired state", "site", site, "asset", asset, "err", err)
 		}
-	})
+	}, opts...)
 }

@@ -347,8 +347,9 @@ func (l *Live) lifecycleCaughtUp(ctx context.Context) error {
 
 // LifecycleFollower replays polis.lifecycle.v1 into the tracker (Ready once
 // it has) and follows it: every instance folds the same log, so all serve
-// the same lifecycle.
-func (l *Live) LifecycleFollower(brokers []string, log *slog.Logger) *kafka.Follower {
+// the same lifecycle. opts (kafka.ClientOptions.Opts: SASL, TLS) go to its
+// client.
+func (l *Live) LifecycleFollower(brokers []string, log *slog.Logger, opts ...kgo.Opt) *kafka.Follower {
 	return kafka.NewFollower(brokers, kafka.TopicLifecycle, log, func(r *kgo.Record) {
 		var ev lifecycle.Event
 		if err := json.Unmarshal(r.Value, &ev); err != nil {
@@ -359,7 +360,7 @@ func (l *Live) LifecycleFollower(brokers []string, log *slog.Logger) *kafka.Foll
 		l.lcMu.Lock()
 		l.lcNext[r.Partition] = r.Offset + 1
 		l.lcMu.Unlock()
-	})
+	}, opts...)
 }
 
 // MigrateLifecycle writes, to an empty lifecycle log, the latest states

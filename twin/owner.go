@@ -33,7 +33,7 @@ func (s *Service) Owner(ctx context.Context, p int32) (string, error) {
 		return o.byPart[p], nil
 	}
 	if o.adm == nil {
-		cl, err := kafka.NewClient(s.o.Brokers, s.log)
+		cl, err := s.o.Kafka.NewClient(s.o.Brokers, s.log)
 		if err != nil {
 			return "", fmt.Errorf("cannot connect to Kafka: %w", err)
 		}

@@ -32,14 +32,15 @@ func PublishSites(ctx context.Context, prod *kgo.Client, sites []*registry.Site)
 }
 
 // NewRegistryFollower replays and follows the registry topic, calling
-// apply for every site.
-func NewRegistryFollower(brokers []string, log *slog.Logger, apply func(*registry.Site)) *kafka.Follower {
+// apply for every site. opts (kafka.ClientOptions.Opts: SASL, TLS) go to
+// its client.
+func NewRegistryFollower(brokers []string, log *slog.Logger, apply func(*registry.Site), opts ...kgo.Opt) *kafka.Follower {
 	return kafka.NewFollower(brokers, kafka.TopicRegistry, log, func(r *kgo.Record) {
 		var s registry.Site
 		if err := json.Unmarshal(r.Value, &s); err == nil && s.ID != "" {
 			apply(&s)
 		}
-	})
+	}, opts...)
 }
 
 // Importer is the registry's bulk import and export: an import changes

@@ -36,7 +36,9 @@ const DefaultSnapshotEvery = 30 * time.Second
 
 // Options configure a Service.
 type Options struct {
-	Brokers  []string
+	Brokers []string
+	// Kafka is how its clients connect (SASL, TLS); zero: plaintext.
+	Kafka    kafka.ClientOptions
 	Conn     driver.Conn
 	Database string
 	// NewPartition returns an empty store for partition p with its sites'
@@ -128,7 +130,7 @@ func (s *Service) With(p int32, f func(*state.Store)) bool {
 // Run consumes until ctx ends, then snapshots what it owns and leaves the
 // group so another instance takes over at once.
 func (s *Service) Run(ctx context.Context) error {
-	cl, err := kafka.NewClient(s.o.Brokers, s.log,
+	cl, err := s.o.Kafka.NewClient(s.o.Brokers, s.log,
 		kgo.ConsumerGroup(kafka.GroupTwin),
 		// Range gives a member the same partition numbers on every topic
 		// (they share one count), so a site is owned whole; the default

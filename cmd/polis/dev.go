@@ -81,16 +81,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		g.creds = filepath.Join(cfg.DataDir, "credentials.csv")
 	}
 	cfg.RegistryPath = g.out
-	if _, err := os.Stat(g.out); errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(g.comuni); err != nil {
-			fmt.Fprintf(stdout, "%s not found: the demo fleet gets synthetic comune codes\n", g.comuni)
-			g.comuni = ""
-		}
-		n, err := g.generate()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "generated the demo fleet: %d post offices, %d coworking spaces, %d devices\n", g.sites, g.coworking, n)
+	if err := devFleet(stdout, &g, cfg, !*noSim); err != nil {
+		return err
 	}
 
 	token, err := demoToken(&cfg)
@@ -145,6 +137,54 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// devFleet generates the demo fleet once: its secrets are random, so the
+// registry and the credentials file are kept from run to run and made
+// afresh only together. It refuses the mixes that would leave devices
+// unable to log in: a registry without its credentials file (when the
+// simulator needs them), or a new fleet next to the embedded Kafka log of
+// an old one, whose registry topic the platform would follow instead.
+func devFleet(stdout io.Writer, g *generateFlags, cfg app.Config, needCreds bool) error {
+	fresh := "rm -rf " + cfg.DataDir + " to start afresh"
+	if _, err := os.Stat(g.out); err == nil {
+		f, err := os.Open(g.creds)
+		if errors.Is(err, os.ErrNotExist) && needCreds {
+			return fmt.Errorf("%s is missing: the device secrets of %s are random and kept nowhere else, so the simulator cannot log in; %s (or run with --no-simulator)",
+				g.creds, g.out, fresh)
+		}
+		if err == nil {
+			// A fleet from before secrets were random has passwords
+			// anyone with the source can compute: say so.
+			creds, rerr := registry.ReadCredentialsCSV(f)
+			f.Close()
+			if rerr == nil && len(creds) > 0 && !g.reproducible && creds[0].Password == registry.ReproducibleSecret(g.seed, creds[0].Username) {
+				fmt.Fprintf(stdout, "WARNING: the device secrets in %s follow from seed %d and the source code (a fleet made before secrets were random); %s to get random ones\n",
+					g.creds, g.seed, fresh)
+			}
+		}
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cannot read %s: %w", g.out, err)
+	}
+	if len(cfg.KafkaBrokers) == 0 {
+		kdir := filepath.Join(cfg.DataDir, "kafka")
+		if ents, err := os.ReadDir(kdir); err == nil && len(ents) > 0 {
+			return fmt.Errorf("%s is missing but %s holds the log of an earlier fleet, whose registry topic the platform would follow: a new fleet's random secrets would not log in; %s",
+				g.out, kdir, fresh)
+		}
+	}
+	if _, err := os.Stat(g.comuni); err != nil && g.comuni != "" {
+		fmt.Fprintf(stdout, "%s not found: the demo fleet gets synthetic comune codes\n", g.comuni)
+		g.comuni = ""
+	}
+	n, err := g.generate(stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "generated the demo fleet: %d post offices, %d coworking spaces, %d devices (random secrets in %s, mode 0600)\n",
+		g.sites, g.coworking, n, g.creds)
 	return nil
 }
 

@@ -23,6 +23,7 @@ var commands = []command{
 	{"serve", "run the platform: MQTT broker, ingest, storage writer, HTTP API", runServe},
 	{"dev", "single-machine demo: ClickHouse under var/, serve, and a simulated fleet", runDev},
 	{"migrate", "apply the ClickHouse schema migrations", runMigrate},
+	{"kafka", "create the platform's topics on a Kafka cluster (kafka init)", runKafka},
 	{"registry", "generate the synthetic fleet, hash secrets (registry generate|hash)", runRegistry},
 	{"simulate", "publish simulated fleet telemetry over MQTT", runSimulate},
 	{"clickhouse", "run a ClickHouse server with its config and data under a directory", runClickHouse},

@@ -17,6 +17,9 @@ func TestCommands_Help(t *testing.T) {
 		if c.name == "registry" {
 			args = []string{c.name, "generate", "-h"}
 		}
+		if c.name == "kafka" {
+			args = []string{c.name, "init", "-h"}
+		}
 		if c.name == "rules" {
 			continue // no flags: checked in TestRulesCheck
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/app"
 	"github.com/polis-platform/polis/rules/sink"
 )
@@ -22,13 +23,23 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the MQTT TLS listener")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key for the MQTT TLS listener")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP API listen address")
+	httpLimitFlags(fs, &c.HTTPLimits)
+	fs.StringVar(&c.HTTPAdvertise, "http-advertise", c.HTTPAdvertise, "address other instances and clients reach this instance's API at, host:port or a URL (https://polis-1.example:8443): redirects to a site's owner name it; required when --http-addr listens on every interface (0.0.0.0, [::])")
+	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", c.HTTPTLSCert, "PEM certificate: serve the HTTP API over HTTPS (with --http-tls-key)")
+	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", c.HTTPTLSKey, "PEM key of --http-tls-cert")
 	fs.StringVar(brokers, "kafka-brokers", "", "comma-separated Kafka or Redpanda seed brokers (empty: run the embedded single-machine cluster)")
+	kafkaConnFlags(fs, &c.Kafka)
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", c.KafkaAddr, "listen address of the embedded Kafka cluster")
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions per topic of the embedded cluster")
 	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps the stream topics' records (their retention.ms; compacted and kept-forever topics are never trimmed)")
 	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition of a stream topic by the embedded cluster (retention.bytes; 0: unbounded)")
 	fs.DurationVar(&c.ProducerLinger, "kafka-linger", c.ProducerLinger, "how long the producer waits to fill a batch")
-	fs.StringVar(&c.ClickHouseAddr, "clickhouse", c.ClickHouseAddr, "ClickHouse native protocol address")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse", c.ClickHouseAddr, "ClickHouse native protocol address (the secure native port, 9440, with --clickhouse-tls)")
+	fs.StringVar(&c.ClickHouse.User, "clickhouse-username", c.ClickHouse.User, "ClickHouse user (empty: default)")
+	fs.StringVar(&c.ClickHouse.Password, "clickhouse-password", c.ClickHouse.Password, "password of --clickhouse-username (prefer POLIS_CLICKHOUSE_PASSWORD to the command line)")
+	fs.BoolVar(&c.ClickHouse.TLS, "clickhouse-tls", c.ClickHouse.TLS, "connect to ClickHouse over TLS")
+	fs.StringVar(&c.ClickHouse.TLSCAFile, "clickhouse-tls-ca", c.ClickHouse.TLSCAFile, "PEM CA bundle ClickHouse's certificate is checked against (empty: the system's; implies --clickhouse-tls)")
+	fs.StringVar(&c.ClickHouse.TLSServerName, "clickhouse-tls-server-name", c.ClickHouse.TLSServerName, "name ClickHouse's certificate is checked against (empty: the host of --clickhouse; implies --clickhouse-tls)")
 	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply schema migrations at start")
 	fs.IntVar(&c.WriterMaxRows, "writer-max-rows", c.WriterMaxRows, "rows per ClickHouse insert batch, at most")
@@ -42,9 +53,9 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", c.AlertWebhook, "URL that receives every delivered alert change as JSON (empty: none)")
 	fs.StringVar(&c.AlertMQTT, "alert-mqtt", c.AlertMQTT, "MQTT broker URL (tcp://host:port) that gets every delivered alert change (empty: none)")
 	fs.StringVar(&c.AlertMQTTUsername, "alert-mqtt-username", c.AlertMQTTUsername, "username of the alert MQTT sink")
-	fs.StringVar(&c.AlertMQTTPassword, "alert-mqtt-password", c.AlertMQTTPassword, "password of the alert MQTT sink")
+	fs.StringVar(&c.AlertMQTTPassword, "alert-mqtt-password", c.AlertMQTTPassword, "password of the alert MQTT sink (prefer POLIS_ALERT_MQTT_PASSWORD to the command line)")
 	fs.StringVar(&c.AlertMQTTTopic, "alert-mqtt-topic", c.AlertMQTTTopic, "topic prefix of the alert MQTT sink (default "+sink.DefaultTopicPrefix+"): PREFIX/<site>/<asset>/<rule>")
-	fs.StringVar(&c.AlertWebhookKey, "alert-webhook-key", c.AlertWebhookKey, "HMAC-SHA256 key; the body's signature is sent in X-Polis-Signature")
+	fs.StringVar(&c.AlertWebhookKey, "alert-webhook-key", c.AlertWebhookKey, "HMAC-SHA256 key; the body's signature is sent in X-Polis-Signature (prefer POLIS_ALERT_WEBHOOK_KEY to the command line)")
 	fs.DurationVar(&c.AlertOptions.FlapWindow, "alert-flap-window", c.AlertOptions.FlapWindow, "window in which an alert's state changes are counted for flapping (0: no damping)")
 	fs.IntVar(&c.AlertOptions.FlapThreshold, "alert-flap-threshold", c.AlertOptions.FlapThreshold, "state changes within the flap window that mark an alert flapping")
 	fs.DurationVar(&c.AlertOptions.ReminderEvery, "alert-reminder", c.AlertOptions.ReminderEvery, "resend an unacknowledged open alert this often (0: never)")
@@ -88,9 +99,34 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "polis serving: MQTT %s, HTTP http://%s (metrics /metrics, readiness /readyz), Kafka %s\n",
-		p.Broker.Addr(), p.HTTP.Addr(), strings.Join(p.Brokers, ","))
+	fmt.Fprintf(stdout, "polis serving: MQTT %s, HTTP %s (metrics /metrics, readiness /readyz), Kafka %s\n",
+		p.Broker.Addr(), p.Advertised, strings.Join(p.Brokers, ","))
 	// Until a signal (nil) or the first component to fail (its error, so
 	// the process exits non-zero rather than serving without it).
 	return p.Wait(ctx, 60*time.Second)
+}
+
+// httpLimitFlags binds the HTTP API's limits (api.Limits; README "API").
+// A negative duration or count turns its limit off.
+func httpLimitFlags(fs *flag.FlagSet, l *api.Limits) {
+	fs.DurationVar(&l.ReadHeaderTimeout, "http-read-header-timeout", l.ReadHeaderTimeout, "longest a client may take to send a request's headers (negative: no limit)")
+	fs.DurationVar(&l.ReadTimeout, "http-read-timeout", l.ReadTimeout, "longest a client may take to send a whole request, body included, before a 408 (negative: no limit)")
+	fs.DurationVar(&l.WriteTimeout, "http-write-timeout", l.WriteTimeout, "longest an answer may take, from the end of the request's headers; not the event stream (negative: no limit)")
+	fs.DurationVar(&l.IdleTimeout, "http-idle-timeout", l.IdleTimeout, "longest a kept-alive connection waits for its next request (negative: no limit)")
+	fs.DurationVar(&l.BulkTimeout, "http-bulk-timeout", l.BulkTimeout, "read and write timeout of the registry import and export and of rule backtests, once the token is checked (negative: no limit)")
+	fs.DurationVar(&l.StreamWriteTimeout, "http-stream-write-timeout", l.StreamWriteTimeout, "an event-stream client that takes no write within this is disconnected (negative: never)")
+	fs.Int64Var(&l.MaxBodyBytes, "http-max-body", l.MaxBodyBytes, "bytes of a JSON or YAML request body, at most, before a 413 (negative: no limit)")
+	fs.Int64Var(&l.MaxImportBytes, "http-max-import", l.MaxImportBytes, "bytes of a registry import's CSV, at most, before a 413 (negative: no limit)")
+	fs.IntVar(&l.MaxStreams, "http-max-streams", l.MaxStreams, "event streams open at once on this instance, at most, before a 429 (negative: no limit)")
+	fs.IntVar(&l.MaxStreamsPerClient, "http-max-streams-per-client", l.MaxStreamsPerClient, "event streams open at once from one client address, at most, before a 429 (negative: no limit)")
+	fs.IntVar(&l.StreamBuffer, "http-stream-buffer", l.StreamBuffer, "updates an event-stream client may lag behind before it loses some")
+	fs.IntVar(&l.AuthFailuresPerMinute, "http-auth-failures", l.AuthFailuresPerMinute, "requests with a token that is not valid per client address and minute; beyond, 429 before any hash is checked (negative: no limit)")
+	fs.Func("http-trusted-proxies", "comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For names the client (empty: the header is ignored)", func(v string) error {
+		ps, err := api.ParseTrustedProxies(v)
+		if err != nil {
+			return err
+		}
+		l.TrustedProxies = ps
+		return nil
+	})
 }

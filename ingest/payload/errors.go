@@ -40,6 +40,10 @@ const (
 	// stored; such a dead letter's topic is the Kafka topic.
 	CodeBadRecord      Code = "bad_record"
 	CodeStorageRefused Code = "storage_refused"
+
+	// Given by an alert sink (rules/sink) to an alert change its receiver
+	// refused for good; such a dead letter's topic is polis.alerts.v1.
+	CodeSinkRefused Code = "sink_refused"
 )
 
 // Reason is one entry of the catalogue.
@@ -58,6 +62,7 @@ const (
 	StageDecode  Stage = iota // this package's decoders
 	StageIngest               // package ingest, around the decoders
 	StageStorage              // the storage writer, for what ClickHouse cannot take
+	StageSink                 // an alert sink, for what its receiver will not take
 )
 
 var catalogue = []Reason{
@@ -81,6 +86,7 @@ var catalogue = []Reason{
 	{CodeBadPayload, "decoded, but the record could not be built or encoded (a bug: report it)", StageIngest},
 	{CodeBadRecord, "a Kafka record the storage writer cannot decode: written by another producer, or a newer release; the payload is the record's value", StageStorage},
 	{CodeStorageRefused, "ClickHouse refused the row for good (a value outside a column's range, say): the payload is the row as JSON, the message ClickHouse's error", StageStorage},
+	{CodeSinkRefused, "an alert sink's receiver refused the alert change for good (a webhook's 4xx other than 408 and 429): the payload is the alert change, the message names the sink and gives the status and the start of the answer", StageSink},
 }
 
 // Catalogue returns every dead-letter reason with its meaning, decoders'

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/polis-platform/polis/ingest/record"
+	"github.com/polis-platform/polis/kafka"
 )
 
 // DefaultTopicPrefix is where an MQTT sink publishes unless told otherwise.
@@ -32,6 +34,8 @@ const (
 type MQTTOptions struct {
 	Name    string   // consumer group "sink-<name>"
 	Brokers []string // Kafka seed brokers
+	// Kafka is how its Kafka client connects (SASL, TLS); zero: plaintext.
+	Kafka kafka.ClientOptions
 	// URL of the MQTT broker, e.g. tcp://host:1883 (also ssl, tls, mqtt,
 	// mqtts, ws, wss as paho accepts them).
 	URL         string
@@ -47,12 +51,15 @@ type MQTTOptions struct {
 	// DefaultAckTimeout.
 	AckTimeout time.Duration
 	Logger     *slog.Logger
+	// Registerer gets polis_alert_sink_dead_lettered_total if non-nil.
+	Registerer prometheus.Registerer
 }
 
 // MQTT publishes every delivered alert change on
 // <prefix>/<site>/<asset>/<rule_id>, in order per site.
 type MQTT struct {
 	o   MQTTOptions
+	c   *consumer
 	log *slog.Logger
 }
 
@@ -98,7 +105,13 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &MQTT{o: o, log: o.Logger.With("component", "sink", "sink", o.Name)}, nil
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger.With("component", "sink", "sink", o.Name)
+	return &MQTT{o: o, log: log, c: &consumer{name: o.Name, kind: "mqtt", target: RedactURL(o.URL), brokers: o.Brokers,
+		conn: o.Kafka, log: log, min: o.MinBackoff, max: o.MaxBackoff, m: m}}, nil
 }
 
 // alertTopic is <prefix>/<site>/<asset>/<rule_id>. A level that is empty or
@@ -135,9 +148,9 @@ func (m *MQTT) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(m.o.MaxBackoff).
 		SetConnectTimeout(m.o.AckTimeout).
 		SetWriteTimeout(m.o.AckTimeout).
-		SetOnConnectHandler(func(mqtt.Client) { m.log.Debug("connected to MQTT broker", "url", m.o.URL) }).
+		SetOnConnectHandler(func(mqtt.Client) { m.log.Debug("connected to MQTT broker", "url", m.c.target) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			m.log.Debug("lost connection to MQTT broker", "url", m.o.URL, "err", err)
+			m.log.Debug("lost connection to MQTT broker", "url", m.c.target, "err", err)
 		})
 	c := mqtt.NewClient(opts)
 	conn := c.Connect() // completes only once connected; publish checks the connection itself
@@ -152,11 +165,11 @@ func (m *MQTT) Run(ctx context.Context) error {
 	}
 	t.Stop()
 
-	return consume(ctx, m.o.Name, m.o.Brokers, m.log, func(ctx context.Context, raw []byte, a *record.AlertChange) error {
+	return m.c.consume(ctx, func(ctx context.Context, raw []byte, a *record.AlertChange) error {
 		topic := alertTopic(m.o.TopicPrefix, a)
 		return retry(ctx, m.log, m.o.MinBackoff, m.o.MaxBackoff,
 			func(ctx context.Context) error { return m.publish(ctx, c, topic, raw) },
-			"url", m.o.URL, "topic", topic)
+			"url", m.c.target, "topic", topic)
 	})
 }
 
@@ -172,7 +185,7 @@ func (m *MQTT) publish(ctx context.Context, c publisher, topic string, body []by
 	// session, drop it on reconnect without completing its token; every
 	// retry would also queue another copy. Publish only on a live connection.
 	if !c.IsConnectionOpen() {
-		return fmt.Errorf("cannot publish alert to %s: not connected to %s", topic, m.o.URL)
+		return fmt.Errorf("cannot publish alert to %s: not connected to %s", topic, m.c.target)
 	}
 	tok := c.Publish(topic, mqttQoS, mqttRetain, body)
 	t := time.NewTimer(m.o.AckTimeout)
