@@ -3,6 +3,8 @@ package broker
 import (
 	"strings"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/polis-platform/polis/ingest/topic"
 )
 
@@ -21,7 +23,12 @@ type principal struct {
 	name        string   // service account
 	publish     []string // service account filters
 	subscribe   []string
-	willStatus  bool // its will was a status publish, already ingested
+	ids         *packetIDs // its session's packet id translation
+	// The fields below are guarded by hook.mu.
+	willStatus  bool         // its will was a status publish, already ingested
+	ended       bool         // its connection ended; its persistent session lives on
+	prev        *mqtt.Client // the connection it took its session over from
+	subscribing []string     // the filters of the SUBSCRIBE being processed
 }
 
 func (p *principal) String() string {
@@ -51,14 +58,20 @@ func (p *principal) canPublish(name string) bool {
 	return p.role == roleGateway || t.Asset == p.asset
 }
 
-// canSubscribe checks a subscription filter: devices read only their own
-// desired state; a gateway reads its site's; a service account what its
-// patterns cover.
+// canSubscribe checks a subscription filter, and the name of a message
+// before it is delivered: devices read only their own desired state; a
+// gateway reads its site's; a service account what its patterns cover. A
+// shared subscription ($share/GROUP/filter) is checked as its filter. A
+// filter or name starting with '$' ($SYS) is covered only by a pattern that
+// names it: '#' and '+' do not reach it, as they do not match it [MQTT-4.7.2-1].
 func (p *principal) canSubscribe(filter string) bool {
+	if f, ok := sharedFilter(filter); ok {
+		filter = f
+	}
 	switch p.role {
 	case roleService:
 		for _, f := range p.subscribe {
-			if covers(f, filter) {
+			if matches(f, filter) {
 				return true
 			}
 		}
@@ -74,7 +87,19 @@ func (p *principal) canSubscribe(filter string) bool {
 	}
 }
 
-// matches reports whether the topic name matches the MQTT filter.
+// sharedFilter returns the filter of a shared subscription
+// ($share/GROUP/filter, the prefix in any case as mochi accepts it).
+func sharedFilter(f string) (string, bool) {
+	const prefix = "$share/"
+	if len(f) <= len(prefix) || !strings.EqualFold(f[:len(prefix)], prefix) {
+		return f, false
+	}
+	_, rest, ok := strings.Cut(f[len(prefix):], "/")
+	return rest, ok && rest != ""
+}
+
+// matches reports whether the topic name (or every topic of the filter)
+// matches the MQTT filter (pattern).
 func matches(filter, name string) bool {
 	if strings.HasPrefix(name, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
 		return false // [MQTT-4.7.2-1]

@@ -26,6 +26,8 @@ func TestPrincipal_ACL(t *testing.T) {
 	dev := &principal{role: roleDevice, site: "PO-001001-1", asset: "atm-1"}
 	gw := &principal{role: roleGateway, site: "PO-001001-1", asset: "gw-1"}
 	svc := &principal{role: roleService, name: "bridge", publish: []string{"bridge/#"}, subscribe: []string{"polis/v1/+/+/telemetry"}}
+	wide := &principal{role: roleService, name: "wide", publish: []string{"#"}, subscribe: []string{"#", "+/x"}}
+	sys := &principal{role: roleService, name: "sys", subscribe: []string{"$SYS/#"}}
 	type tc struct {
 		p      *principal
 		pub    bool
@@ -56,6 +58,23 @@ func TestPrincipal_ACL(t *testing.T) {
 		{svc, true, "polis/v1/PO-001001-1/atm-1/telemetry", false},
 		{svc, false, "polis/v1/PO-001001-1/+/telemetry", true},
 		{svc, false, "polis/v1/#", false},
+		// Shared subscriptions are checked as their filter.
+		{svc, false, "$share/g/polis/v1/PO-001001-1/+/telemetry", true},
+		{svc, false, "$SHARE/g/polis/v1/+/+/telemetry", true},
+		{svc, false, "$share/g/polis/v1/#", false},
+		{dev, false, "$share/g/polis/v1/PO-001001-1/atm-1/state/desired", true},
+		{dev, false, "$share/g/polis/v1/PO-001001-1/atm-2/state/desired", false},
+		// '$' topics: not reached by '#' or '+', only by a pattern naming them.
+		{wide, false, "#", true},
+		{wide, false, "a/b", true},
+		{wide, false, "$SYS/#", false},
+		{wide, false, "$SYS/broker/uptime", false},
+		{wide, false, "$share/g/#", true},
+		{wide, true, "$SYS/x", false},
+		{wide, true, "$app/x", false},
+		{sys, false, "$SYS/#", true},
+		{sys, false, "$SYS/broker/uptime", true},
+		{sys, false, "a/b", false},
 	} {
 		var got bool
 		if c.pub {

@@ -1,6 +1,10 @@
 // Package broker embeds mochi-mqtt: it authenticates devices against the
-// registry, enforces the topic ACLs of docs/design.md, and hands each accepted
-// publish to ingest, acknowledging QoS 1 only once Kafka has the record.
+// registry, binds each client id to the principal whose session it is,
+// enforces the topic ACLs of docs/design.md, and hands each accepted publish
+// to ingest, acknowledging QoS 1 only once Kafka has the record. Its hook
+// also makes up for what mochi v2.7.9 does not do as MQTT says (see
+// packetid.go, OnPacketRead, OnPacketEncode and nack); conformance_test.go
+// holds it to what mosquitto does.
 package broker
 
 import (
@@ -9,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,13 +98,14 @@ func New(o Options) (*Broker, error) {
 	log := o.Logger.With("component", "broker")
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacket
+	caps.MinimumProtocolVersion = 3 // MQTT 3.1 ("MQIsdp"), 3.1.1 and 5, like mosquitto
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
 		Logger:       slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
 	})
 	b := &Broker{o: o, srv: srv, log: log, m: newMetrics(o.Registerer, srv)}
-	h := &hook{b: b, principals: map[*mqtt.Client]*principal{}}
+	h := &hook{b: b, principals: map[*mqtt.Client]*principal{}, sessions: map[string]*session{}}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("cannot add broker hook: %w", err)
 	}
@@ -196,17 +203,32 @@ func mochiLevel(l *slog.Logger) slog.Level {
 
 type hook struct {
 	mqtt.HookBase
-	b          *Broker
-	mu         sync.Mutex
+	b  *Broker
+	mu sync.Mutex
+	// principals holds who each mochi client is, from its CONNECT until its
+	// session ends: a persistent session keeps its principal while offline,
+	// since mochi checks the ACL of every message it queues for it.
 	principals map[*mqtt.Client]*principal
+	// sessions holds, per client id, the principal that opened the session
+	// and the connection that carries it now.
+	sessions map[string]*session
+}
+
+// session is whose a client id is: the username of the principal that opened
+// it, and the mochi client (connection) that currently carries it.
+type session struct {
+	user string
+	cl   *mqtt.Client
+	ids  *packetIDs
 }
 
 func (h *hook) ID() string { return "polis" }
 
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnWillSent, mqtt.OnSubscribe:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnWillSent, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnClientExpired,
+		mqtt.OnPacketRead, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -218,21 +240,73 @@ func (h *hook) principal(cl *mqtt.Client) *principal {
 	return h.principals[cl]
 }
 
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+// OnConnect authenticates the client and binds its client id to it. mochi
+// calls it before OnConnectAuthenticate, which then only tells whether a
+// principal was recorded; a client id held by another principal is refused
+// here, with its own CONNACK code, since OnConnectAuthenticate can only
+// answer "bad username or password".
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	user, secret := string(pk.Connect.Username), pk.Connect.Password
 	p, ok := h.b.authenticate(user, secret)
 	if !ok {
 		h.b.refuse("bad_credentials", "client", cl.ID, "username", user, "remote", cl.Net.Remote)
-		return false
+		return nil
 	}
 	if pk.Connect.WillFlag && !p.canPublish(pk.Connect.WillTopic) {
 		h.b.refuse("will_topic", "client", cl.ID, "username", user, "topic", pk.Connect.WillTopic)
-		return false
+		return nil
 	}
+	if holder, ok := h.claim(cl, user, p, pk.Connect.Clean); !ok {
+		h.b.refuse("client_id_taken", "client", cl.ID, "principal", p.String(), "holder", holder, "remote", cl.Net.Remote)
+		// 0x85 Client Identifier not valid; mochi sends 0x02 Identifier
+		// rejected to MQTT 3.1 and 3.1.1 clients.
+		if err := h.b.srv.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil); err != nil {
+			return fmt.Errorf("refuse client id: %w", err)
+		}
+		return packets.ErrClientIdentifierNotValid
+	}
+	return nil
+}
+
+// claim binds the client id to the principal: a session that is free, or
+// already the principal's own, is taken; one held by another principal (or
+// by mochi's inline client) is not. A session is held while mochi keeps it,
+// connected or persistent, and while its first connection is being set up.
+func (h *hook) claim(cl *mqtt.Client, user string, p *principal, clean bool) (holder string, ok bool) {
+	existing, live := h.b.srv.Clients.Get(cl.ID)
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[cl.ID]
+	if s != nil && s.user != user && (live || !s.cl.Closed()) {
+		return s.user, false
+	}
+	if live && string(existing.Properties.Username) != user {
+		if existing.Net.Inline {
+			return "inline client", false
+		}
+		return string(existing.Properties.Username), false
+	}
+	p.ids = newPacketIDs()
+	if s != nil && s.user == user {
+		p.prev = s.cl
+		if !clean {
+			p.ids = s.ids // a QoS 2 flow may span the reconnect
+		}
+	}
+	h.sessions[cl.ID] = &session{user: user, cl: cl, ids: p.ids}
 	h.principals[cl] = p
-	h.mu.Unlock()
-	return true
+	return "", true
+}
+
+// current reports whether cl carries its client id's session; one taken
+// over by a newer connection does not. Called with h.mu held.
+func (h *hook) current(cl *mqtt.Client) bool {
+	s := h.sessions[cl.ID]
+	return s != nil && s.cl == cl
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.principal(cl) != nil
 }
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -247,18 +321,55 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.b.refuse("acl_publish", "client", cl.ID, "principal", p.String(), "topic", topic)
 		return false
 	}
+	// mochi asks for each filter of a SUBSCRIBE, and again for each message
+	// before it delivers it (or queues it for an offline persistent session).
 	if p.canSubscribe(topic) {
 		return true
 	}
-	h.b.refuse("acl_subscribe", "client", cl.ID, "principal", p.String(), "filter", topic)
+	h.mu.Lock()
+	subscribing := slices.Contains(p.subscribing, topic)
+	h.mu.Unlock()
+	if subscribing {
+		h.b.refuse("acl_subscribe", "client", cl.ID, "principal", p.String(), "filter", topic)
+	}
 	return false
 }
 
-// OnSubscribe is only here to count; refusals come from OnACLCheck.
-func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet { return pk }
+// OnSubscribe notes the filters being subscribed, so that OnACLCheck tells a
+// refused subscription (counted) from a message not delivered.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.principals[cl]; p != nil {
+		p.subscribing = p.subscribing[:0]
+		for _, f := range pk.Filters {
+			p.subscribing = append(p.subscribing, f.Filter)
+		}
+	}
+	return pk
+}
+
+func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.principals[cl]; p != nil {
+		p.subscribing = p.subscribing[:0]
+	}
+}
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	p := h.principal(cl)
+	h.mu.Lock()
+	p := h.principals[cl]
+	if p != nil && p.prev != nil {
+		// The session was taken over from an earlier connection of the same
+		// principal; if that one had already ended (a persistent session
+		// offline), nothing else will forget it.
+		if pp := h.principals[p.prev]; pp != nil && pp.ended {
+			delete(h.principals, p.prev)
+		}
+		p.prev = nil
+	}
+	h.mu.Unlock()
 	if p == nil || p.role == roleService {
 		return
 	}
@@ -269,15 +380,28 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
+// OnDisconnect records a device offline, unless its own will already said
+// so, or a newer connection of the same device took its session over (the
+// device is online there).
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.mu.Lock()
 	p := h.principals[cl]
-	delete(h.principals, cl)
+	current := h.current(cl)
+	switch {
+	case !current || expire:
+		delete(h.principals, cl)
+		if current {
+			delete(h.sessions, cl.ID)
+		}
+	case p != nil:
+		p.ended = true // persistent: keep it for the ACL of queued messages
+	}
+	willStatus := p != nil && p.willStatus
 	h.mu.Unlock()
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.refuse("packet_too_large", "client", cl.ID)
 	}
-	if p == nil || p.role == roleService || p.willStatus || cl.IsTakenOver() {
+	if p == nil || p.role == roleService || willStatus || !current {
 		return
 	}
 	cause := "clean"
@@ -291,11 +415,91 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
+// OnClientExpired forgets a persistent session mochi let expire.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.principals, cl)
+	if h.current(cl) {
+		delete(h.sessions, cl.ID)
+	}
+}
+
+// OnPacketRead refuses a publish on $SYS, and gives the packet ids the
+// client numbered their id inside mochi (packetIDs).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+			return h.refuseSys(cl, pk)
+		}
+		if pk.FixedHeader.Qos == 0 {
+			return pk, nil
+		}
+	case packets.Pubrel, packets.Subscribe, packets.Unsubscribe:
+	default:
+		return pk, nil
+	}
+	if p := h.principal(cl); p != nil && p.ids != nil {
+		pk.PacketID = p.ids.inbound(cl, &pk)
+	}
+	return pk, nil
+}
+
+// refuseSys refuses a publish on $SYS like one the ACL denies. mochi drops
+// it without a word, which leaves a QoS 1 or 2 publisher waiting for its
+// acknowledgement forever.
+func (h *hook) refuseSys(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.b.refuse("acl_publish", "client", cl.ID, "topic", pk.TopicName)
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		return pk, nil // mochi drops it
+	case cl.Properties.ProtocolVersion < 5:
+		return pk, packets.ErrRejectPacket // no negative acknowledgement: the connection is closed
+	}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID,
+		ReasonCode: packets.ErrNotAuthorized.Code, Properties: packets.Properties{ReasonString: packets.ErrNotAuthorized.Reason}}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		h.b.log.Debug("cannot refuse a publish on $SYS", "client", cl.ID, "err", err)
+	}
+	return pk, nil // mochi drops it, untouched: its id is the client's
+}
+
+// OnPacketEncode gives the client its own packet ids back in the
+// acknowledgements of its packets (packetIDs), and answers a QoS 2 PUBLISH
+// resent with the id of one already received (its PUBREC was lost) with
+// PUBREC success, as [MQTT-4.3.3-10] asks and mosquitto does: mochi answers
+// 0x91 (packet identifier in use), which an MQTT 5 client takes as a refusal
+// of a message that was in fact accepted and delivered.
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Pubrec:
+		if pk.ReasonCode == packets.ErrPacketIdentifierInUse.Code {
+			pk.ReasonCode = packets.CodeSuccess.Code
+			pk.Properties.ReasonString = ""
+		}
+	case packets.Puback, packets.Pubcomp, packets.Suback, packets.Unsuback:
+	default:
+		return pk
+	}
+	if p := h.principal(cl); p != nil && p.ids != nil {
+		p.ids.outbound(&pk)
+	}
+	return pk
+}
+
 // OnWillSent ingests a will published on a platform topic, as if the device
-// had sent it.
+// had sent it; unless a newer connection of the same device took its session
+// over: mochi, like mosquitto and as MQTT 5 says, still publishes that will
+// to subscribers, but the device is online on its new connection.
 func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
-	p := h.principal(cl)
-	if p == nil {
+	h.mu.Lock()
+	p, current := h.principals[cl], h.current(cl)
+	h.mu.Unlock()
+	if p == nil || !current {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.IngestTimeout)
@@ -331,7 +535,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			return pk, packets.ErrRejectPacket
 		}
 		if v5 {
-			return pk, packets.ErrUnspecifiedError
+			return h.nack(cl, pk, packets.ErrUnspecifiedError)
 		}
 		// MQTT 3 has no negative PUBACK: drop the connection so the client
 		// resends on reconnect.
@@ -341,7 +545,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.m.deadLettered.Inc()
 		h.b.log.Debug("publish dead-lettered", "client", cl.ID, "topic", pk.TopicName, "reason", rej.Code)
 		if v5 && pk.FixedHeader.Qos > 0 {
-			return pk, packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: rej.Error()}
+			return h.nack(cl, pk, packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: rej.Error()})
 		}
 		// The dead letter is durable; acknowledge so the device moves on.
 		return pk, packets.CodeSuccessIgnore
@@ -350,6 +554,22 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		h.b.m.publishSeconds.Observe(time.Since(start).Seconds())
 	}
 	return pk, nil
+}
+
+// nack refuses an MQTT 5 publish of QoS 1 or 2 with the code. mochi answers
+// a code from OnPublish with a PUBACK whatever the QoS; a QoS 2 publish is
+// answered with PUBREC, so nack writes that itself and has mochi drop the
+// packet (a PUBREC with a failure code ends the flow: no PUBREL follows).
+func (h *hook) nack(cl *mqtt.Client, pk packets.Packet, code packets.Code) (packets.Packet, error) {
+	if pk.FixedHeader.Qos < 2 {
+		return pk, code
+	}
+	rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID,
+		ReasonCode: code.Code, Properties: packets.Properties{ReasonString: code.Reason}}
+	if err := cl.WritePacket(rec); err != nil {
+		h.b.log.Debug("cannot send PUBREC", "client", cl.ID, "err", err)
+	}
+	return pk, packets.ErrRejectPacket
 }
 
 func (b *Broker) authenticate(user string, secret []byte) (*principal, bool) {

@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer, srv *mqtt.Server) *metrics {
 	m := &metrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "polis_broker_refused_total",
-			Help: "MQTT requests refused, by reason (bad_credentials, will_topic, acl_publish, acl_subscribe, packet_too_large, kafka_unavailable).",
+			Help: "MQTT requests refused, by reason (bad_credentials, will_topic, client_id_taken, acl_publish, acl_subscribe, packet_too_large, kafka_unavailable).",
 		}, []string{"reason"}),
 		ingested: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "polis_broker_publishes_ingested_total", Help: "Publishes accepted into Kafka.",
