@@ -54,6 +54,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	// ClickHouse: reuse one answering on the address (a previous run), else start ours.
 	var ch *chserver.Server
+	analystLine := "(the read-only polis_analyst user exists only in a ClickHouse polis dev starts)"
 	if clickhouseAnswers(ctx, cfg.ClickHouseAddr) {
 		fmt.Fprintf(stdout, "a ClickHouse already answers on %s: using it (data is wherever that server keeps it, not %s)\n",
 			cfg.ClickHouseAddr, filepath.Join(cfg.DataDir, "clickhouse"))
@@ -64,8 +65,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		var tcp int
 		fmt.Sscan(port, &tcp)
+		// The read-only analyst: hash in users.xml, plaintext once in
+		// DATA-DIR/analyst-password (mode 0600).
+		apath := filepath.Join(cfg.DataDir, "analyst-password")
+		_, asum, err := chserver.AnalystPassword(apath)
+		if err != nil {
+			return err
+		}
+		analystLine = fmt.Sprintf(`clickhouse-client --port %d --user %s --password "$(cat %s)" --database %s`,
+			tcp, chserver.AnalystUser, apath, cfg.Database)
 		fmt.Fprintf(stdout, "starting ClickHouse (data in %s)...\n", filepath.Join(cfg.DataDir, "clickhouse"))
-		ch, err = chserver.Start(ctx, chserver.Options{Dir: filepath.Join(cfg.DataDir, "clickhouse"), TCPPort: tcp, HTTPPort: *chHTTP, Logger: log})
+		ch, err = chserver.Start(ctx, chserver.Options{Dir: filepath.Join(cfg.DataDir, "clickhouse"), TCPPort: tcp, HTTPPort: *chHTTP, Logger: log,
+			Analyst: &chserver.Analyst{PasswordSHA256: asum, Database: cfg.Database}})
 		if err != nil {
 			return err
 		}
@@ -119,6 +130,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		chHTTPAddr = ch.HTTPAddr()
 	}
 	printBanner(stdout, p, cfg, chHTTPAddr, g.creds, token, alertPass)
+	fmt.Fprintf(stdout, "Analysts (read-only, limits in docs/schema.md):\n  %s\n\n", analystLine)
 
 	if *noSim {
 		<-ctx.Done()

@@ -48,6 +48,8 @@ type Options struct {
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL;
 	// default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Analyst, if set, adds the read-only user AnalystUser to users.xml.
+	Analyst *Analyst
 }
 
 // Server is a running (or stopped, see Restart) clickhouse-server.
@@ -73,6 +75,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	o.Dir = dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %s: %w", dir, err)
+	}
+	if o.Analyst != nil {
+		if err := o.Analyst.validate(); err != nil {
+			return nil, fmt.Errorf("cannot start clickhouse-server: %w", err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -186,7 +193,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.cmd != nil {
 		return errors.New("cannot start clickhouse-server: already running")
 	}
-	if err := writeConfig(s.o.Dir, s.o.TCPPort, s.o.HTTPPort); err != nil {
+	if err := writeConfig(s.o.Dir, s.o.TCPPort, s.o.HTTPPort, s.o.Analyst); err != nil {
 		return fmt.Errorf("cannot configure clickhouse-server: %w", err)
 	}
 	out, err := os.OpenFile(filepath.Join(s.o.Dir, logDir, stdoutLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -122,7 +122,7 @@ func TestStart_NoBinary(t *testing.T) {
 
 func TestWriteConfig_Escapes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a&b<c")
-	if err := writeConfig(dir, 1, 2); err != nil {
+	if err := writeConfig(dir, 1, 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, configFile))

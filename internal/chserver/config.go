@@ -33,7 +33,8 @@ func xmlText(s string) string {
 // writeConfig writes config.xml and users.xml into dir. The config is the
 // minimal one 18.16 accepts; newer servers accept it too (unknown or missing
 // keys fall back to their defaults).
-func writeConfig(dir string, tcpPort, httpPort int) error {
+func writeConfig(dir string, tcpPort, httpPort int, analyst *Analyst) error {
+	aProfile, aUser, aQuota := analystXML(analyst)
 	for _, d := range []string{dataDir, tmpDir, userFilesDir, formatSchemas, logDir} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("cannot create %s: %w", d, err)
@@ -67,7 +68,8 @@ func writeConfig(dir string, tcpPort, httpPort int) error {
 </yandex>
 `
 	users := `<?xml version="1.0"?>
-<!-- Written by polis internal/chserver: one passwordless user, loopback only. -->
+<!-- Written by polis internal/chserver: a passwordless default user and, if
+     configured, the read-only polis_analyst; loopback only. -->
 <yandex>
     <profiles>
         <default>
@@ -75,7 +77,7 @@ func writeConfig(dir string, tcpPort, httpPort int) error {
             <!-- Idle native connections notice a shutdown only at each poll
                  (default 10 s); 1 s keeps Stop and Restart quick. -->
             <poll_interval>1</poll_interval>
-        </default>
+        </default>` + aProfile + `
     </profiles>
     <users>
         <default>
@@ -86,7 +88,7 @@ func writeConfig(dir string, tcpPort, httpPort int) error {
             </networks>
             <profile>default</profile>
             <quota>default</quota>
-        </default>
+        </default>` + aUser + `
     </users>
     <quotas>
         <default>
@@ -98,15 +100,16 @@ func writeConfig(dir string, tcpPort, httpPort int) error {
                 <read_rows>0</read_rows>
                 <execution_time>0</execution_time>
             </interval>
-        </default>
+        </default>` + aQuota + `
     </quotas>
 </yandex>
 `
 	if err := os.WriteFile(filepath.Join(dir, configFile), []byte(config), 0o644); err != nil {
 		return fmt.Errorf("cannot write %s: %w", configFile, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, usersFile), []byte(users), 0o644); err != nil {
+	// 0600: the analyst's password hash is in it.
+	if err := os.WriteFile(filepath.Join(dir, usersFile), []byte(users), 0o600); err != nil {
 		return fmt.Errorf("cannot write %s: %w", usersFile, err)
 	}
-	return nil
+	return os.Chmod(filepath.Join(dir, usersFile), 0o600)
 }
