@@ -31,12 +31,15 @@ const (
 	RoleOperator Role = "operator"
 	// RoleFacilityManager may change desired state only.
 	RoleFacilityManager Role = "facility_manager"
+	// RoleAnalyst may run read-only SQL (POST /api/v1/sql) and change
+	// nothing.
+	RoleAnalyst Role = "analyst"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleOperator, RoleFacilityManager}
+var Roles = []Role{RoleOperator, RoleFacilityManager, RoleAnalyst}
 
-func (r Role) valid() bool { return r == RoleOperator || r == RoleFacilityManager }
+func (r Role) valid() bool { return r == RoleOperator || r == RoleFacilityManager || r == RoleAnalyst }
 
 // Token is one API token as configured: the plaintext is never stored, only
 // its hash (registry.HashSecret's "sha256$<salt>$<hash>", or bcrypt, as made
@@ -55,6 +58,7 @@ const (
 	actLifecycle action = "change an asset's lifecycle"
 	actRegistry  action = "change the registry"
 	actAlerts    action = "acknowledge, assign or silence alerts"
+	actSQL       action = "run SQL queries"
 )
 
 var allowedRoles = map[action][]Role{
@@ -62,6 +66,7 @@ var allowedRoles = map[action][]Role{
 	actLifecycle: {RoleOperator},
 	actRegistry:  {RoleOperator},
 	actAlerts:    {RoleOperator, RoleFacilityManager},
+	actSQL:       {RoleOperator, RoleAnalyst},
 }
 
 // LoadTokens reads API tokens from a YAML file:
@@ -100,7 +105,7 @@ func checkTokens(ts []Token) error {
 		case seen[t.Name]:
 			return fmt.Errorf("token %q: listed twice", t.Name)
 		case !t.Role.valid():
-			return fmt.Errorf("token %q: role %q, want %s or %s", t.Name, t.Role, RoleOperator, RoleFacilityManager)
+			return fmt.Errorf("token %q: role %q, want %s", t.Name, t.Role, joinRoles(Roles))
 		case !validHash(t.Hash):
 			return fmt.Errorf("token %q: hash is not sha256$<salt>$<hash> or bcrypt (make one with `polis registry hash`)", t.Name)
 		}

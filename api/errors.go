@@ -22,6 +22,8 @@ const (
 	CodeBadRule      ErrorCode = "bad_rule"
 	CodeBadSilence   ErrorCode = "bad_silence"
 	CodeBadState     ErrorCode = "bad_state"
+	CodeBadSQL       ErrorCode = "bad_sql"
+	CodeSQLRefused   ErrorCode = "sql_refused"
 
 	CodeUnauthenticated ErrorCode = "unauthenticated"
 	CodeForbidden       ErrorCode = "forbidden"
@@ -35,6 +37,7 @@ const (
 
 	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
 	CodeRequestTimeout   ErrorCode = "request_timeout"
+	CodeNotAcceptable    ErrorCode = "not_acceptable"
 
 	CodeAlertNotOpen         ErrorCode = "alert_not_open"
 	CodeRuleInFile           ErrorCode = "rule_in_file"
@@ -45,6 +48,7 @@ const (
 	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
 	CodeIfMatchRequired      ErrorCode = "if_match_required"
 	CodeTooManyRequests      ErrorCode = "too_many_requests"
+	CodeSQLLimit             ErrorCode = "sql_limit"
 
 	CodeInternal       ErrorCode = "internal"
 	CodeBacktestFailed ErrorCode = "backtest_failed"
@@ -77,6 +81,8 @@ var errorCatalogue = []errorSpec{
 	{CodeBadRule, http.StatusBadRequest, "the rule was refused"},
 	{CodeBadSilence, http.StatusBadRequest, "the silence was refused"},
 	{CodeBadState, http.StatusBadRequest, "no such lifecycle state"},
+	{CodeBadSQL, http.StatusBadRequest, "ClickHouse cannot run the query; fix it as its message says"},
+	{CodeSQLRefused, http.StatusBadRequest, "only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN statements are run here"},
 
 	{CodeUnauthenticated, http.StatusUnauthorized, `send a valid token as "Authorization: Bearer <token>"`},
 	{CodeForbidden, http.StatusForbidden, "the token's role may not do this"},
@@ -90,6 +96,7 @@ var errorCatalogue = []errorSpec{
 
 	{CodeMethodNotAllowed, http.StatusMethodNotAllowed, "this method is not served on this path; see Allow"},
 	{CodeRequestTimeout, http.StatusRequestTimeout, "the request did not arrive in time; send it whole without pausing"},
+	{CodeNotAcceptable, http.StatusNotAcceptable, "no format named in Accept is served here; see /api/v1/openapi.json"},
 
 	{CodeAlertNotOpen, http.StatusConflict, "the alert is not open"},
 	{CodeRuleInFile, http.StatusConflict, "the rule comes from a file of the rules directory: change the file"},
@@ -100,6 +107,7 @@ var errorCatalogue = []errorSpec{
 	{CodeUnsupportedMediaType, http.StatusUnsupportedMediaType, "this Content-Type is not accepted here"},
 	{CodeIfMatchRequired, http.StatusPreconditionRequired, "send If-Match with the ETag of GET"},
 	{CodeTooManyRequests, http.StatusTooManyRequests, "over a limit of this server; retry after the seconds in Retry-After"},
+	{CodeSQLLimit, http.StatusUnprocessableEntity, "the query is over a limit (rows, bytes, time); narrow it with WHERE, LIMIT or an aggregate"},
 
 	{CodeInternal, http.StatusInternalServerError, "the server failed; retry, and report it if it persists"},
 	{CodeBacktestFailed, http.StatusInternalServerError, "the backtest failed"},

@@ -90,9 +90,12 @@ type V1Options struct {
 	Rules RuleStore
 	// Milestones, if set, mounts GET /api/v1/milestones (public).
 	Milestones MilestoneSource
-	Tokens     []Token
-	Now        func() time.Time // default time.Now
-	Logger     *slog.Logger
+	// SQL, if set, mounts POST /api/v1/sql (read-only queries; role
+	// operator or analyst).
+	SQL    SQLExecutor
+	Tokens []Token
+	Now    func() time.Time // default time.Now
+	Logger *slog.Logger
 }
 
 // v1 is the API under /api/v1/: sites and their assets' twins (desired
@@ -221,6 +224,9 @@ func (a *v1) routes(doc []byte) []route {
 	}
 	if a.o.Milestones != nil {
 		rts = append(rts, route{method: "GET", path: "/api/v1/milestones", h: http.HandlerFunc(a.listMilestones)})
+	}
+	if a.o.SQL != nil {
+		rts = append(rts, a.sqlRoutes()...)
 	}
 	return rts
 }

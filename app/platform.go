@@ -508,6 +508,7 @@ func (p *Platform) mountAPI(lv *twin.Live, flavor schema.Flavor) error {
 	topts := api.V1Options{Fleet: fleet{p.Registry}, Live: live{Live: lv, reg: p.Registry},
 		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
 		Registrar: twin.NewImporter(lv, p.producer, cfg.RegistryPath)}
+	topts.SQL = storage.NewSQLExecutor(p.ch) // POST /api/v1/sql: read-only, limited (README "SQL")
 	if p.Rules != nil {
 		topts.Alerts, topts.Rules = p.Rules, p.Rules
 	}

@@ -28,6 +28,7 @@ var commands = []command{
 	{"simulate", "publish simulated fleet telemetry over MQTT", runSimulate},
 	{"clickhouse", "run a ClickHouse server with its config and data under a directory", runClickHouse},
 	{"rules", "check rule files (rules check FILE...)", runRules},
+	{"export", "write a time range of telemetry to a Parquet file", runExport},
 }
 
 func main() {
