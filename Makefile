@@ -7,7 +7,7 @@ PKGS  := ./...
 # scripts/install-deps puts it there.
 export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/libchdb.so
 
-.PHONY: run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
+.PHONY: plugin run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
 
 run: deps build ## install what is missing, then run ClickHouse, the platform and a simulated fleet
 	$(BIN) dev
@@ -52,3 +52,8 @@ loadtest: deps build ## end-to-end load test (see docs/benchmarks.md)
 
 clean:
 	rm -rf bin
+
+plugin: ## the Grafana datasource's backend and plugin.json in plugins/grafana/dist (no frontend yet)
+	GOOS=linux GOARCH=amd64 $(GO) build -o plugins/grafana/dist/gpx_polis_linux_amd64 ./plugins/grafana/cmd/polis-datasource
+	GOOS=linux GOARCH=arm64 $(GO) build -o plugins/grafana/dist/gpx_polis_linux_arm64 ./plugins/grafana/cmd/polis-datasource
+	cp plugins/grafana/plugin.json plugins/grafana/dist/

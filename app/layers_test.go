@@ -43,11 +43,13 @@ var layers = map[string]int{
 	"rules/ruletest":  6,
 	"api":             7,
 	// The top: the assembly, then what drives it.
-	"app":              8,
-	"loadtest":         9,
-	"loadtest/e2e":     10,
-	"loadtest/cmd/e2e": 11,
-	"cmd/polis":        11,
+	"app":                                  8,
+	"plugins/grafana/pkg":                  8,
+	"loadtest":                             9,
+	"loadtest/e2e":                         10,
+	"loadtest/cmd/e2e":                     11,
+	"cmd/polis":                            11,
+	"plugins/grafana/cmd/polis-datasource": 11,
 }
 
 func TestImportsFlowOneWay(t *testing.T) {
