@@ -134,6 +134,7 @@ func (d *Datasource) alerts(ctx context.Context, dq backend.DataQuery) (backend.
 	if err := json.Unmarshal(dq.JSON, &q); err != nil {
 		return backend.DataResponse{}, badQuery("cannot read the alerts query: %v", err)
 	}
+	q.Sites, q.Assets = allOrList(q.Sites), allOrList(q.Assets)
 	from, to := dq.TimeRange.From.UTC(), dq.TimeRange.To.UTC()
 	switch q.Format {
 	case "", FormatTable:

@@ -23,10 +23,14 @@ const (
 	QueryTypeTimeSeries = "timeseries"
 	QueryTypeAlerts     = "alerts"
 	QueryTypeSQL        = "sql"
+	QueryTypeMilestones = "milestones"
+	QueryTypeTwin       = "twin"
+	QueryTypeVariable   = "variable"
 )
 
 // Query is the part of a query's JSON model every query type shares; the
-// rest is TimeSeriesQuery, AlertsQuery or SQLQuery. An empty queryType
+// rest is TimeSeriesQuery, AlertsQuery, SQLQuery, MilestonesQuery,
+// TwinQuery or VariableQuery. An empty queryType
 // is "timeseries". (Grafana also sends queryType outside the model, in
 // backend.DataQuery.QueryType; either is accepted.)
 type Query struct {
@@ -143,8 +147,14 @@ func (d *Datasource) query(ctx context.Context, q backend.DataQuery) backend.Dat
 		r, err = d.alerts(ctx, q)
 	case QueryTypeSQL:
 		r, err = d.sql(ctx, q)
+	case QueryTypeMilestones:
+		r, err = d.milestones(ctx, q)
+	case QueryTypeTwin:
+		r, err = d.twin(ctx, q)
+	case QueryTypeVariable:
+		r, err = d.variable(ctx, q)
 	default:
-		err = badQuery("unknown queryType %q: want timeseries, alerts or sql", qt)
+		err = badQuery("unknown queryType %q: want timeseries, alerts, sql, milestones, twin or variable", qt)
 	}
 	if err != nil {
 		var bad *badQueryError

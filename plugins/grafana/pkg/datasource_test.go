@@ -32,6 +32,8 @@ type fixture struct {
 	db      string
 	addr    string
 	flavor  schema.Flavor
+	apiURL  string // of the fixture API (startAPI), "" without
+	secure  map[string]string
 	client  *datasourcetest.TestPluginClient
 }
 
@@ -57,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 
 // startPlugin runs the datasource behind the SDK's test gRPC server on a
 // free loopback port.
-func startPlugin(t *testing.T) *datasourcetest.TestPluginClient {
+func startPlugin(t testing.TB) *datasourcetest.TestPluginClient {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +82,7 @@ func startPlugin(t *testing.T) *datasourcetest.TestPluginClient {
 
 func chtestConn(t *testing.T, addr string) driver.Conn { return chtest.Conn(t, addr) }
 
-func exec(t *testing.T, ctx context.Context, conn driver.Conn, sql string, rows ...[]any) {
+func exec(t testing.TB, ctx context.Context, conn driver.Conn, sql string, rows ...[]any) {
 	t.Helper()
 	b, err := conn.PrepareBatch(ctx, sql)
 	if err != nil {
@@ -141,10 +143,16 @@ func (fx *fixture) settings(t *testing.T, jsonData map[string]any, secure map[st
 	t.Helper()
 	if jsonData == nil {
 		jsonData = map[string]any{"clickhouseAddress": fx.addr, "database": fx.db}
+		if fx.apiURL != "" {
+			jsonData["apiUrl"] = fx.apiURL
+		}
 	}
 	b, err := json.Marshal(jsonData)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if secure == nil {
+		secure = fx.secure
 	}
 	return &backend.DataSourceInstanceSettings{ID: 1, UID: "polis-" + fx.db, Name: "Polis", JSONData: b,
 		DecryptedSecureJSONData: secure, Updated: fx.updated}

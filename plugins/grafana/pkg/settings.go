@@ -1,7 +1,8 @@
 // Package polisds is the backend of the Polis Grafana datasource: time
 // series, alert history and annotations, and read-only SQL over the
-// platform's ClickHouse tables, plus resource calls for the query editor's
-// pickers (sites, assets, metrics).
+// platform's ClickHouse tables, milestones, the digital twin's sites and
+// assets and template variable values from the platform API, plus resource
+// calls for the query editor's pickers (sites, assets, metrics).
 package polisds
 
 import (
@@ -31,7 +32,9 @@ type Settings struct {
 	// Database holds the platform's tables (default "polis").
 	Database string `json:"database"`
 	// APIURL is the platform's HTTP API, e.g. http://127.0.0.1:8080;
-	// optional, checked by the health check when set.
+	// needed by the milestones, twin and variable (regions, provinces,
+	// sites of a region) queries and the region ad hoc filter; checked by
+	// the health check when set.
 	APIURL string `json:"apiUrl,omitempty"`
 }
 

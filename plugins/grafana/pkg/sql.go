@@ -23,6 +23,7 @@ import (
 //	$__timeGroup(col, interval)   toDateTime(intDiv(toUInt32(col), <s>) * <s>), interval like 30s, 5m, 1h, 1d or $__interval
 //	$__interval_ms                the panel's interval in milliseconds
 //	$__interval                   the panel's interval in whole seconds, as "<n>s"
+//	$__database                   the datasource's database (e.g. polis)
 //
 // It runs with readonly=1 (no writes, no DDL, no settings: the query
 // cannot lift a limit) unless the login is read-only already (the
@@ -126,7 +127,7 @@ func (d *Datasource) sql(ctx context.Context, dq backend.DataQuery) (backend.Dat
 	if err := CheckReadOnly(q.RawSQL); err != nil {
 		return backend.DataResponse{}, err
 	}
-	sql, err := ExpandMacros(q.RawSQL, dq.TimeRange.From.UTC(), dq.TimeRange.To.UTC(), dq.Interval)
+	sql, err := ExpandMacros(strings.ReplaceAll(q.RawSQL, "$__database", d.cfg.Database), dq.TimeRange.From.UTC(), dq.TimeRange.To.UTC(), dq.Interval)
 	if err != nil {
 		return backend.DataResponse{}, err
 	}

@@ -24,6 +24,90 @@ type TimeSeriesQuery struct {
 	Assets      []string `json:"assets"`
 	Metrics     []string `json:"metrics"`
 	Aggregation string   `json:"aggregation"` // avg (default), min, max, last, count, sum
+	// AdhocFilters are Grafana's ad hoc filters: keys site, asset and
+	// metric (operators =, !=, =~, !~; =~ is a re2 match of the whole
+	// value) on ClickHouse, and region (= or !=) through the API's site
+	// list.
+	AdhocFilters []AdhocFilter `json:"adhocFilters,omitempty"`
+}
+
+// AdhocFilter is one of Grafana's ad hoc filters.
+type AdhocFilter struct {
+	Key       string `json:"key"`
+	Operator  string `json:"operator"`
+	Value     string `json:"value"`
+	Condition string `json:"condition,omitempty"` // Grafana sends it; only AND is supported
+}
+
+// adhocWhere turns the ad hoc filters on site, asset and metric into SQL
+// conditions; regionSites are the site lists the region filters resolved
+// to (in order), each with its operator.
+func adhocWhere(fs []AdhocFilter, regionSites map[int][]string) ([]string, []any, error) {
+	var where []string
+	var args []any
+	for i, f := range fs {
+		if f.Condition != "" && !strings.EqualFold(f.Condition, "AND") {
+			return nil, nil, badQuery("ad hoc filter %s: only AND conditions", f.Key)
+		}
+		switch f.Key {
+		case "site", "asset", "metric":
+			switch f.Operator {
+			case "=", "":
+				where, args = append(where, f.Key+" = ?"), append(args, f.Value)
+			case "!=":
+				where, args = append(where, f.Key+" != ?"), append(args, f.Value)
+			case "=~", "!~":
+				c := "match(" + f.Key + ", ?)"
+				if f.Operator == "!~" {
+					c = "NOT " + c
+				}
+				where, args = append(where, c), append(args, "^(?:"+f.Value+")$")
+			default:
+				return nil, nil, badQuery("ad hoc filter %s: operator %q, want =, !=, =~ or !~", f.Key, f.Operator)
+			}
+		case "region":
+			sites := regionSites[i]
+			not := f.Operator == "!="
+			if len(sites) == 0 {
+				if !not {
+					where = append(where, "0")
+				}
+				continue
+			}
+			c := "site IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(sites)), ", ") + ")"
+			if not {
+				c = "NOT " + c
+			}
+			where = append(where, c)
+			for _, s := range sites {
+				args = append(args, s)
+			}
+		default:
+			return nil, nil, badQuery("ad hoc filter on %q: keys are site, asset, metric and region", f.Key)
+		}
+	}
+	return where, args, nil
+}
+
+// regionSites resolves the region ad hoc filters into their sites (API).
+func (d *Datasource) regionSites(ctx context.Context, fs []AdhocFilter) (map[int][]string, error) {
+	out := map[int][]string{}
+	for i, f := range fs {
+		if f.Key != "region" {
+			continue
+		}
+		if f.Operator != "=" && f.Operator != "!=" && f.Operator != "" {
+			return nil, badQuery("ad hoc filter region: operator %q, want = or !=", f.Operator)
+		}
+		sites, _, err := d.listSites(ctx, SiteFilter{Region: f.Value}, maxPickSites)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sites {
+			out[i] = append(out[i], s.ID)
+		}
+	}
+	return out, nil
 }
 
 // Aggregations a TimeSeriesQuery may ask for.
@@ -69,7 +153,7 @@ type seriesPlan struct {
 // interval rounded up to whole table buckets (raw: whole seconds), exact
 // over the rollups (avg = sum of sums / sum of counts, last = the newest
 // sample's value).
-func planTimeSeries(db string, f schema.Flavor, q TimeSeriesQuery, from, to time.Time, interval time.Duration) (seriesPlan, error) {
+func planTimeSeries(db string, f schema.Flavor, q TimeSeriesQuery, regions map[int][]string, from, to time.Time, interval time.Duration) (seriesPlan, error) {
 	p := seriesPlan{resolution: storage.ChooseResolution(from, to, interval)}
 	var width int64
 	switch p.resolution {
@@ -119,6 +203,11 @@ func planTimeSeries(db string, f schema.Flavor, q TimeSeriesQuery, from, to time
 			args = append(args, v)
 		}
 	}
+	ahWhere, ahArgs, err := adhocWhere(q.AdhocFilters, regions)
+	if err != nil {
+		return p, err
+	}
+	where, args = append(where, ahWhere...), append(args, ahArgs...)
 	lo, hi := from.Unix(), to.Unix()
 	if to.After(time.Unix(hi, 0)) {
 		hi++ // [from, to) in whole seconds, to rounded up
@@ -140,6 +229,7 @@ func (d *Datasource) timeSeries(ctx context.Context, dq backend.DataQuery) (back
 	if err := json.Unmarshal(dq.JSON, &q); err != nil {
 		return backend.DataResponse{}, badQuery("cannot read the timeseries query: %v", err)
 	}
+	q.Sites, q.Assets, q.Metrics = allOrList(q.Sites), allOrList(q.Assets), allOrList(q.Metrics)
 	if q.Aggregation == "" {
 		q.Aggregation = "avg"
 	}
@@ -157,7 +247,11 @@ func (d *Datasource) timeSeries(ctx context.Context, dq backend.DataQuery) (back
 	if err != nil {
 		return backend.DataResponse{}, err
 	}
-	p, err := planTimeSeries(d.cfg.Database, f, q, dq.TimeRange.From.UTC(), dq.TimeRange.To.UTC(), dq.Interval)
+	regions, err := d.regionSites(ctx, q.AdhocFilters)
+	if err != nil {
+		return backend.DataResponse{}, err
+	}
+	p, err := planTimeSeries(d.cfg.Database, f, q, regions, dq.TimeRange.From.UTC(), dq.TimeRange.To.UTC(), dq.Interval)
 	if err != nil {
 		return backend.DataResponse{}, err
 	}
@@ -212,4 +306,20 @@ func (d *Datasource) timeSeries(ctx context.Context, dq backend.DataQuery) (back
 		resp.Frames = append(resp.Frames, fr)
 	}
 	return resp, nil
+}
+
+// allOrList is vals, or nil (every value) when one of them is Grafana's
+// All ("$__all", "All", "*") or all are empty.
+func allOrList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		if unset(v) {
+			return nil
+		}
+		out = append(out, v)
+	}
+	return out
 }
