@@ -7,12 +7,12 @@ PKGS  := ./...
 # scripts/install-deps puts it there.
 export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/libchdb.so
 
-.PHONY: plugin run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
+.PHONY: plugin plugin-test plugin-deps run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
 
 run: deps build ## install what is missing, then run ClickHouse, the platform and a simulated fleet
 	$(BIN) dev
 
-test: deps lint ## lint, then every test, against real ClickHouse, kfake and MQTT clients, with the race detector
+test: deps lint plugin-test ## lint, the Grafana plugin's frontend tests, then every Go test, against real ClickHouse, kfake and MQTT clients, with the race detector
 	$(GO) test -race -timeout 20m $(PKGS)
 
 test-short: ## unit tests only, no servers
@@ -53,7 +53,18 @@ loadtest: deps build ## end-to-end load test (see docs/benchmarks.md)
 clean:
 	rm -rf bin
 
-plugin: ## the Grafana datasource's backend and plugin.json in plugins/grafana/dist (no frontend yet)
-	GOOS=linux GOARCH=amd64 $(GO) build -o plugins/grafana/dist/gpx_polis_linux_amd64 ./plugins/grafana/cmd/polis-datasource
-	GOOS=linux GOARCH=arm64 $(GO) build -o plugins/grafana/dist/gpx_polis_linux_arm64 ./plugins/grafana/cmd/polis-datasource
-	cp plugins/grafana/plugin.json plugins/grafana/dist/
+# The Grafana datasource: its frontend (TypeScript, React, @grafana/ui;
+# webpack builds dist/module.js) and its Go backend.
+PLUGIN := plugins/grafana
+
+plugin: plugin-deps ## the Grafana datasource in plugins/grafana/dist: module.js, plugin.json and the backend for linux/amd64 and arm64
+	cd $(PLUGIN) && npm run --silent build
+	GOOS=linux GOARCH=amd64 $(GO) build -o $(PLUGIN)/dist/gpx_polis_linux_amd64 ./$(PLUGIN)/cmd/polis-datasource
+	GOOS=linux GOARCH=arm64 $(GO) build -o $(PLUGIN)/dist/gpx_polis_linux_arm64 ./$(PLUGIN)/cmd/polis-datasource
+	cp $(PLUGIN)/plugin.json $(PLUGIN)/dist/
+
+plugin-deps: ## npm ci for the plugin's frontend, if node_modules is missing
+	@[ -d $(PLUGIN)/node_modules ] || { cd $(PLUGIN) && npm ci --no-audit --no-fund --loglevel=error; }
+
+plugin-test: plugin-deps ## the plugin's frontend: type check and jest
+	cd $(PLUGIN) && npx tsc --noEmit -p . && npx jest --ci
