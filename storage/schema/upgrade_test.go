@@ -23,8 +23,14 @@ func TestUpgrade_Legacy(t *testing.T) {
 	conn := chtest.Conn(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if f, err := Detect(ctx, conn); err != nil || f != Legacy {
-		t.Skipf("flavor %v, %v: this test covers Legacy", f, err)
+	f, err := Detect(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f != Legacy {
+		// Only with POLIS_TEST_CLICKHOUSE pointing at a current server: the
+		// tests' own server is Debian's 18.16.
+		t.Skipf("flavor %v: this test covers the 18.16 (Legacy) upgrade", f)
 	}
 	for _, interrupted := range []bool{false, true} {
 		db := chtest.Database(t, addr)
