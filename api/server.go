@@ -102,6 +102,10 @@ type Options struct {
 	// Gatherer, when it is also a Registerer (a *prometheus.Registry is).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Site, if set, answers every path outside the API (/api/, /healthz,
+	// /readyz, /metrics): the public portal at /. nil: such paths get the
+	// API's JSON 404.
+	Site http.Handler
 	// Limits are the server's limits; a zero field takes its default.
 	Limits
 }
@@ -190,6 +194,8 @@ type Server struct {
 	v1  *v1 // once MountV1 ran
 	mu  sync.Mutex
 	mux *http.ServeMux
+	// site answers paths outside the API (SetSite); nil: JSON 404.
+	site atomic.Pointer[http.Handler]
 	// served is set by Run; Close before it only closes the
 	// listener.
 	served atomic.Bool
@@ -232,8 +238,19 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, ln: ln, log: o.Logger.With("component", "api"), m: m, mux: http.NewServeMux(), stopped: make(chan struct{})}
 	s.mountHealth()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, CodeNotFound, fmt.Sprintf("no such path %s; see /api/v1/ for the API", r.URL.Path))
+	})
+	s.mux.Handle("/api/", notFound)
+	if o.Site != nil {
+		s.SetSite(o.Site)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h := s.site.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		notFound(w, r)
 	})
 	s.srv = &http.Server{
 		Handler:           readDeadlineOnce(s.mux),
@@ -244,6 +261,10 @@ func New(o Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// SetSite sets the handler of every path outside the API (Options.Site):
+// the portal is built once the twin it shows is up, after the server.
+func (s *Server) SetSite(h http.Handler) { s.site.Store(&h) }
 
 // Handle adds a route (other packages mount their APIs here).
 func (s *Server) Handle(pattern string, h http.Handler) {

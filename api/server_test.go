@@ -119,3 +119,49 @@ func TestCloseBeforeRun(t *testing.T) {
 	}
 	_ = s2.Close()
 }
+
+// The site (the portal) answers every path outside the API; the API's own
+// unknown paths keep their JSON 404, and health stays the server's.
+func TestSiteAnswersOutsideTheAPI(t *testing.T) {
+	s, err := New(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := run(ctx, s)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/regioni/lazio"); code != 404 || !strings.Contains(body, "no such path") {
+		t.Fatalf("before SetSite: %d %s, want the JSON 404", code, body)
+	}
+	s.SetSite(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "site "+r.URL.Path)
+	}))
+	for _, c := range []struct {
+		path, want string
+		code       int
+	}{
+		{"/", "site /", 200},
+		{"/regioni/lazio", "site /regioni/lazio", 200},
+		{"/api/v1/nope", "no such path", 404},
+		{"/api/", "no such path", 404},
+		{"/healthz", `"ok"`, 200},
+	} {
+		if code, body := get(c.path); code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %d %q, want %d with %q", c.path, code, body, c.code, c.want)
+		}
+	}
+	cancel()
+	if err := waitRun(t, done, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
