@@ -23,6 +23,7 @@ import (
 
 	"github.com/polis-platform/polis/broker"
 	"github.com/polis-platform/polis/internal/logthrottle"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -54,6 +55,17 @@ type Options struct {
 	Workers     int       // publishing goroutines; 0 = 4 per CPU
 	Progress    io.Writer // one progress line a second, if set
 	Logger      *slog.Logger
+	// Lifecycle, if set, says where each asset stands (polis dev: the
+	// platform's lifecycle tracker; polis simulate: the registry and its
+	// rollout history). It is asked at every step, so the simulator follows
+	// changes. Planned and decommissioned assets, and those it does not
+	// know (""), stay silent: no telemetry, no events, no status. Installed,
+	// commissioned and operational ones publish; faulty ones publish and
+	// report their fault (metric fault = 1 with their telemetry, and a
+	// "fault" event when it starts; fault = 0 and "fault_cleared" when it
+	// ends). An asset going silent says offline once. nil: every asset
+	// publishes, as a load test wants.
+	Lifecycle func(site, asset string) lifecycle.State
 }
 
 // Stats summarises a run. Sent counts telemetry and event publishes handed
@@ -81,14 +93,35 @@ type device struct {
 	event       string
 	status      string
 	model       Model
-	conn        *conn
+	conn        *conn // the planned connection: the site gateway's, or own
+	own         *conn // the device's own login, when its gateway cannot carry it
+	// via is the connection the device announced itself online through;
+	// nil while it says nothing (Options.Lifecycle: not on site).
+	via atomic.Pointer[conn]
+	// fault is the fault flag last reported: -1 none yet, 0 or 1. Only the
+	// worker stepping the device touches it.
+	fault int8
 }
 
 type conn struct {
 	cred     registry.Credential
-	devices  []*device
-	client   mqtt.Client
+	devices  []*device                  // those it publishes for as planned
+	self     *device                    // the device whose login it is
+	client   atomic.Pointer[mqttClient] // once dialed; nil again after retire
 	connects atomic.Int32
+
+	mu      sync.Mutex // dialing and retiring
+	retryAt time.Time  // after a failed dial
+}
+
+type mqttClient struct{ mqtt.Client }
+
+// get is the connection's client, nil before it is dialed.
+func (c *conn) get() mqtt.Client {
+	if p := c.client.Load(); p != nil {
+		return p.Client
+	}
+	return nil
 }
 
 type runner struct {
@@ -103,8 +136,11 @@ type runner struct {
 	simStart  time.Time
 
 	sent, events, points, errs, acked atomic.Uint64
-	loggedErrs                        atomic.Uint64
-	errLog                            *logthrottle.Throttle
+
+	dialedMu   sync.Mutex
+	dialed     []*conn // every connection dialed, for disconnect
+	loggedErrs atomic.Uint64
+	errLog     *logthrottle.Throttle
 }
 
 func newRunner(opts Options) (*runner, error) {
@@ -160,19 +196,25 @@ func plan(opts Options) []*conn {
 			devs[i] = &device{
 				site: c.Site, asset: c.Asset,
 				telemetry: prefix + "telemetry", event: prefix + "event", status: prefix + "status",
-				model: NewModel(typ, p, SeedFor(c.Username, opts.Seed)),
+				model: NewModel(typ, p, SeedFor(c.Username, opts.Seed)), fault: -1,
 			}
+		}
+		for i, d := range devs {
+			d.own = &conn{cred: cs[i], devices: []*device{d}, self: d}
 		}
 		if opts.UseGateways && gw != nil {
 			cn := &conn{cred: *gw, devices: devs}
 			for _, d := range devs {
 				d.conn = cn
+				if d.site == gw.Site && d.asset == gw.Asset {
+					cn.self, d.own = d, cn
+				}
 			}
 			conns = append(conns, cn)
 			continue
 		}
-		for i, d := range devs {
-			d.conn = &conn{cred: cs[i], devices: []*device{d}}
+		for _, d := range devs {
+			d.conn = d.own
 			conns = append(conns, d.conn)
 		}
 	}
@@ -225,8 +267,8 @@ func siteOf(reg *registry.Registry, id string) (*registry.Site, bool) {
 
 func (r *runner) run(ctx context.Context) (Stats, error) {
 	connectStart := time.Now()
-	up := r.connect(ctx)
-	if len(up) == 0 {
+	up, tried := r.connect(ctx)
+	if len(up) == 0 && (tried > 0 || r.opts.Lifecycle == nil) {
 		if ctx.Err() != nil {
 			return r.stats(0), nil
 		}
@@ -243,8 +285,15 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 
+	// Without Lifecycle the devices of the connections that are up
+	// publish; with it every device may come on site, and connects when
+	// it does (route).
 	var devs []*device
-	for _, c := range up {
+	from := up
+	if r.opts.Lifecycle != nil {
+		from = r.conns
+	}
+	for _, c := range from {
 		devs = append(devs, c.devices...)
 	}
 	r.log.Info("simulating", "connections", len(up), "devices", len(devs), "broker", r.opts.Broker,
@@ -278,7 +327,7 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	stop()
 	<-progressDone
 	elapsed := time.Since(r.realStart)
-	r.disconnect(up)
+	r.disconnect()
 	st := r.stats(elapsed)
 	if w := r.opts.Progress; w != nil {
 		secs := max(elapsed.Seconds(), 1e-9)
@@ -300,13 +349,21 @@ func (r *runner) simNow() time.Time {
 }
 
 // connect opens the connections, a few dozen at a time so that thousands
-// of devices do not stampede the broker, and returns those that are up.
-func (r *runner) connect(ctx context.Context) []*conn {
+// of devices do not stampede the broker, and returns those that are up
+// and how many it tried. With Lifecycle, only those whose own device is on
+// site: a login is itself a status (the broker records it online), and a
+// device not on site says nothing.
+func (r *runner) connect(ctx context.Context) (up []*conn, tried int) {
 	sem := make(chan struct{}, 32)
 	var mu sync.Mutex
-	var up []*conn
 	var wg sync.WaitGroup
 	for _, c := range r.conns {
+		if c.self != nil {
+			if _, on := r.state(c.self); !on {
+				continue
+			}
+		}
+		tried++
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -328,7 +385,88 @@ func (r *runner) connect(ctx context.Context) []*conn {
 	}
 	wg.Wait()
 	sort.Slice(up, func(i, j int) bool { return up[i].cred.Username < up[j].cred.Username })
-	return up
+	return up, tried
+}
+
+// route is the connection an on-site device publishes through, dialing it
+// if need be: its gateway's when the gateway is on site too, else its own
+// login. nil when it cannot connect now (counted; retried later).
+func (r *runner) route(ctx context.Context, d *device) *conn {
+	if gw := d.conn; gw != d.own {
+		if gw.get() != nil {
+			return gw
+		}
+		if gw.self != nil {
+			if _, on := r.state(gw.self); on && r.ensure(ctx, gw) {
+				return gw
+			}
+		}
+	}
+	if r.ensure(ctx, d.own) {
+		return d.own
+	}
+	return nil
+}
+
+// redialAfter is how long a connection that failed to dial is left alone.
+const redialAfter = 5 * time.Second
+
+// ensure dials c unless it is up, and reports whether it is.
+func (r *runner) ensure(ctx context.Context, c *conn) bool {
+	if c.get() != nil {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.get() != nil {
+		return true
+	}
+	if time.Now().Before(c.retryAt) {
+		return false
+	}
+	if err := r.dial(ctx, c); err != nil {
+		c.retryAt = time.Now().Add(redialAfter)
+		if ctx.Err() == nil {
+			r.errs.Add(1)
+			r.logError("cannot connect device", err, "username", c.cred.Username)
+		}
+		return false
+	}
+	return true
+}
+
+// retire closes the connection of a device that left the site: the
+// devices announced through it say offline (those still on site announce
+// themselves again through their own login), and its login goes away.
+func (r *runner) retire(c *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.get()
+	if cl == nil {
+		return
+	}
+	var toks []mqtt.Token
+	for _, d := range c.devices {
+		if d.via.CompareAndSwap(c, nil) {
+			toks = append(toks, cl.Publish(d.status, 1, true, "offline"))
+		}
+	}
+	r.drainStatus(toks)
+	cl.Disconnect(250)
+	c.client.Store(nil)
+}
+
+// state is the device's lifecycle state and whether it publishes.
+func (r *runner) state(d *device) (lifecycle.State, bool) {
+	if r.opts.Lifecycle == nil {
+		return lifecycle.Operational, true
+	}
+	st := r.opts.Lifecycle(d.site, d.asset)
+	switch st {
+	case lifecycle.Installed, lifecycle.Commissioned, lifecycle.Operational, lifecycle.Faulty:
+		return st, true
+	}
+	return st, false
 }
 
 func (r *runner) dial(ctx context.Context, c *conn) error {
@@ -340,18 +478,19 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 		SetPassword(c.cred.Password).
 		SetCleanSession(true).
 		SetOrderMatters(false).
-		SetKeepAlive(60*time.Second).
-		SetConnectTimeout(10*time.Second).
-		SetWriteTimeout(10*time.Second).
+		SetKeepAlive(60 * time.Second).
+		SetConnectTimeout(10 * time.Second).
+		SetWriteTimeout(10 * time.Second).
 		SetAutoReconnect(true).
-		SetMaxReconnectInterval(10*time.Second).
-		SetWill(self, "offline", 1, true).
+		SetMaxReconnectInterval(10 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			// After a reconnect the will may have said offline meanwhile. The
 			// first connect is announced by dial, before any telemetry.
 			if c.connects.Add(1) > 1 {
 				for _, d := range c.devices {
-					cl.Publish(d.status, 1, true, "online")
+					if d.via.Load() == c {
+						cl.Publish(d.status, 1, true, "online")
+					}
 				}
 			}
 		}).
@@ -359,6 +498,8 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 			r.errs.Add(1)
 			r.logError("connection lost", err, "username", c.cred.Username)
 		})
+	// Only a login on site is dialed: the will speaks for it.
+	o.SetWill(self, "offline", 1, true)
 	cl := mqtt.NewClient(o)
 	tok := cl.Connect()
 	select {
@@ -370,9 +511,14 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("cannot connect %s to %s: %w", c.cred.Username, r.opts.Broker, err)
 	}
-	toks := make([]mqtt.Token, len(c.devices))
-	for i, d := range c.devices {
-		toks[i] = cl.Publish(d.status, 1, true, "online")
+	// The devices on site say online through it, before any telemetry.
+	var toks []mqtt.Token
+	var announced []*device
+	for _, d := range c.devices {
+		if _, on := r.state(d); on && d.via.Load() == nil {
+			toks = append(toks, cl.Publish(d.status, 1, true, "online"))
+			announced = append(announced, d)
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, t := range toks {
@@ -381,17 +527,33 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 			return fmt.Errorf("cannot announce %s online: %w", c.cred.Username, cmp.Or(t.Error(), errors.New("timeout")))
 		}
 	}
-	c.client = cl
+	for _, d := range announced {
+		d.via.CompareAndSwap(nil, c)
+	}
+	c.client.Store(&mqttClient{cl})
+	r.dialedMu.Lock()
+	r.dialed = append(r.dialed, c)
+	r.dialedMu.Unlock()
 	return nil
 }
 
 // disconnect says offline for every device, as a device shutting down
 // cleanly would (a clean disconnect does not fire the will).
-func (r *runner) disconnect(conns []*conn) {
+func (r *runner) disconnect() {
+	r.dialedMu.Lock()
+	var conns []*conn
+	for _, c := range r.dialed {
+		if c.get() != nil {
+			conns = append(conns, c)
+		}
+	}
+	r.dialedMu.Unlock()
 	var toks []mqtt.Token
 	for _, c := range conns {
 		for _, d := range c.devices {
-			toks = append(toks, c.client.Publish(d.status, 1, true, "offline"))
+			if d.via.CompareAndSwap(c, nil) {
+				toks = append(toks, c.get().Publish(d.status, 1, true, "offline"))
+			}
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -402,7 +564,7 @@ func (r *runner) disconnect(conns []*conn) {
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(func() { c.client.Disconnect(250) })
+		wg.Go(func() { c.get().Disconnect(250) })
 	}
 	wg.Wait()
 }
@@ -411,19 +573,51 @@ func (r *runner) disconnect(conns []*conn) {
 // the oldest acknowledgement.
 const window = 512
 
+// idleWait is how long a worker whose devices are all silent waits before
+// it asks again where they stand.
+const idleWait = 500 * time.Millisecond
+
 func (r *runner) work(ctx context.Context, stop context.CancelFunc, devs []*device) {
 	var buf, ebuf []byte
 	var s Sample
-	var inflight []mqtt.Token
-	defer func() { r.drain(inflight) }()
+	var inflight, status []mqtt.Token
+	defer func() { r.drain(inflight); r.drainStatus(status) }()
 	for ctx.Err() == nil {
+		published := false
 		for _, d := range devs {
 			if ctx.Err() != nil {
 				return
 			}
+			st, on := r.state(d)
+			if !on {
+				if c := d.via.Swap(nil); c != nil {
+					if cl := c.get(); cl != nil {
+						status = append(status, cl.Publish(d.status, 1, true, "offline"))
+					}
+				}
+				if d.own != nil && d.own.get() != nil && r.opts.Lifecycle != nil {
+					r.retire(d.own) // its login goes too
+				}
+				continue
+			}
+			c := d.conn
+			if r.opts.Lifecycle != nil {
+				if c = r.route(ctx, d); c == nil {
+					continue
+				}
+			}
+			cl := c.get()
+			if cl == nil {
+				continue // retired meanwhile
+			}
+			if old := d.via.Swap(c); old != c {
+				status = append(status, cl.Publish(d.status, 1, true, "online"))
+			}
+			published = true
 			now := r.simNow()
 			s.Reset()
 			d.model.Step(now, &s)
+			reportFault(d, st == lifecycle.Faulty, now, &s)
 			n := r.budget.take(1 + len(s.Events))
 			if n == 0 {
 				stop()
@@ -433,7 +627,7 @@ func (r *runner) work(ctx context.Context, stop context.CancelFunc, devs []*devi
 				return
 			}
 			buf = appendTelemetry(buf[:0], now, s.Metrics)
-			inflight = r.publish(ctx, d.conn.client, d.telemetry, buf, inflight)
+			inflight = r.publish(ctx, cl, d.telemetry, buf, inflight)
 			r.points.Add(uint64(len(s.Metrics)))
 			for _, e := range s.Events[:n-1] {
 				var err error
@@ -442,9 +636,67 @@ func (r *runner) work(ctx context.Context, stop context.CancelFunc, devs []*devi
 					r.logError("cannot encode event", err, "type", e.Type)
 					continue
 				}
-				inflight = r.publish(ctx, d.conn.client, d.event, ebuf, inflight)
+				inflight = r.publish(ctx, cl, d.event, ebuf, inflight)
 				r.events.Add(1)
 			}
+		}
+		if !published {
+			select {
+			case <-ctx.Done():
+			case <-time.After(idleWait):
+			}
+		}
+		status = r.settleStatus(status)
+	}
+}
+
+// reportFault adds a faulty asset's fault to its sample: the metric fault
+// = 1 with every sample (the twin's status reads it), a "fault" event when
+// it starts, and fault = 0 with "fault_cleared" when it ends. The first
+// sample of a device says fault = 0 too, clearing a fault an earlier run
+// left in the twin.
+func reportFault(d *device, faulty bool, now time.Time, s *Sample) {
+	was := d.fault
+	d.fault = 0
+	if faulty {
+		d.fault = 1
+	}
+	if faulty || was != d.fault {
+		s.add("fault", boolf(faulty))
+	}
+	switch {
+	case faulty && was != 1:
+		s.event(now, "fault", map[string]any{"code": "reported_fault"})
+	case !faulty && was == 1:
+		s.event(now, "fault_cleared", nil)
+	}
+}
+
+// settleStatus counts the failed status announcements that have finished
+// and keeps the others.
+func (r *runner) settleStatus(toks []mqtt.Token) []mqtt.Token {
+	keep := toks[:0]
+	for _, t := range toks {
+		select {
+		case <-t.Done():
+			if err := t.Error(); err != nil {
+				r.errs.Add(1)
+				r.logError("cannot announce a device's status", err)
+			}
+		default:
+			keep = append(keep, t)
+		}
+	}
+	clear(toks[len(keep):])
+	return keep
+}
+
+// drainStatus waits a little for the last status announcements.
+func (r *runner) drainStatus(toks []mqtt.Token) {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, t := range toks {
+		if t.WaitTimeout(max(time.Until(deadline), time.Millisecond)) && t.Error() != nil {
+			r.errs.Add(1)
 		}
 	}
 }

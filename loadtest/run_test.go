@@ -18,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/polis-platform/polis/internal/testutil"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -296,5 +297,165 @@ func TestRun_Cancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second || st.Sent == 0 {
 		t.Errorf("run took %s after cancel, sent %d", d, st.Sent)
+	}
+}
+
+// With Lifecycle, planned and decommissioned assets say nothing, faulty
+// ones report their fault, and an asset installed during the run starts
+// publishing, announcing itself online first.
+func TestRun_FollowsLifecycle(t *testing.T) {
+	broker, rec := startBroker(t)
+	get := subscribe(t, broker)
+	reg, creds := fleet(t, 3, 0)
+	var mu sync.Mutex
+	states := map[string]lifecycle.State{}
+	for i, c := range creds {
+		st := lifecycle.Operational
+		switch i % 5 {
+		case 0:
+			st = lifecycle.Planned
+		case 1:
+			st = lifecycle.Decommissioned
+		case 2:
+			st = lifecycle.Faulty
+		}
+		states[c.Username] = st
+	}
+	var late, gone registry.Credential // planned, installed during the run; operational, decommissioned during it
+	for _, c := range creds {
+		if states[c.Username] == lifecycle.Planned && late.Site == "" {
+			late = c
+		}
+		if states[c.Username] == lifecycle.Operational && !strings.HasPrefix(c.Asset, "gw-") && gone.Site == "" {
+			gone = c
+		}
+	}
+	stateOf := func(site, asset string) lifecycle.State {
+		mu.Lock()
+		defer mu.Unlock()
+		return states[site+"/"+asset]
+	}
+	// waitFor polls cond for up to 10 s (these run beside Run, off the
+	// test goroutine, so they report rather than stop the test).
+	waitFor := func(cond func() bool) bool {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if cond() {
+				return true
+			}
+		}
+		return false
+	}
+	installed := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		defer cancel()
+		// Install the late asset once the others have published a while.
+		if !waitFor(func() bool { return len(get()) > 100 }) {
+			t.Error("the fleet did not publish")
+		}
+		mu.Lock()
+		states[late.Username] = lifecycle.Installed
+		states[gone.Username] = lifecycle.Decommissioned
+		mu.Unlock()
+		close(installed)
+		if !waitFor(func() bool {
+			for _, m := range get() {
+				if m.topic == "polis/v1/"+late.Username+"/telemetry" {
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Error("no telemetry from the asset installed during the run")
+		}
+	}()
+	st, err := Run(ctx, Options{Broker: broker, Credentials: creds, Registry: reg, QoS: 1, Rate: 500, Duration: 30 * time.Second,
+		UseGateways: true, Lifecycle: stateOf})
+	if err != nil || st.Errors != 0 {
+		t.Fatalf("run: %+v, %v", st, err)
+	}
+	<-installed
+	testutil.Eventually(t, 5*time.Second, 10*time.Millisecond, func() bool {
+		for _, m := range get() {
+			if m.topic == "polis/v1/"+late.Username+"/status" && string(m.payload) == "offline" {
+				return true
+			}
+		}
+		return false
+	}, "the late asset says offline at the end")
+	seen := map[string][]received{}
+	for _, m := range get() {
+		u := strings.Join(strings.Split(m.topic, "/")[2:4], "/")
+		seen[u] = append(seen[u], m)
+	}
+	connected := rec.snapshot()
+	for _, c := range creds {
+		msgs := seen[c.Username]
+		switch st := states[c.Username]; {
+		case c == gone:
+			// It said offline when it left, and nothing after.
+			if len(msgs) < 2 {
+				t.Errorf("%s decommissioned during the run: %d messages; want some, then offline", c.Username, len(msgs))
+			} else if last := msgs[len(msgs)-1]; kind(last.topic) != "status" || string(last.payload) != "offline" {
+				t.Errorf("%s decommissioned during the run: last message %s %s; want status offline", c.Username, last.topic, last.payload)
+			}
+		case c == late:
+			if len(msgs) == 0 || kind(msgs[0].topic) != "status" || string(msgs[0].payload) != "online" {
+				t.Errorf("%s installed during the run: first message %v; want status online", c.Username, msgs)
+			}
+		case st == lifecycle.Planned || st == lifecycle.Decommissioned:
+			if len(msgs) > 0 {
+				t.Errorf("%s is %s but published %d messages, e.g. %s %s", c.Username, st, len(msgs), msgs[0].topic, msgs[0].payload)
+			}
+			if connected[c.Username] > 0 {
+				t.Errorf("%s is %s but logged in (the broker records a login as online)", c.Username, st)
+			}
+		default:
+			var faults, telemetry, events int
+			for _, m := range msgs {
+				switch kind(m.topic) {
+				case "telemetry":
+					telemetry++
+					var v struct{ M map[string]float64 }
+					if err := json.Unmarshal(m.payload, &v); err != nil {
+						t.Fatal(err)
+					}
+					if f, ok := v.M["fault"]; ok && f != map[bool]float64{true: 1, false: 0}[st == lifecycle.Faulty] {
+						t.Fatalf("%s (%s) reported fault = %v", c.Username, st, f)
+					} else if ok && f == 1 {
+						faults++
+					}
+				case "event":
+					if strings.Contains(string(m.payload), `"type":"fault"`) {
+						events++
+					}
+				}
+			}
+			if telemetry == 0 {
+				t.Errorf("%s is %s but sent no telemetry", c.Username, st)
+			}
+			if st == lifecycle.Faulty && (faults != telemetry || events != 1) {
+				t.Errorf("%s is faulty: fault = 1 in %d of %d samples, %d fault events; want all, and one event", c.Username, faults, telemetry, events)
+			}
+			if st == lifecycle.Operational && events != 0 {
+				t.Errorf("%s is operational but sent %d fault events", c.Username, events)
+			}
+		}
+	}
+}
+
+// A fleet with nothing on site sends nothing and waits, rather than spin.
+func TestRun_AllSilent(t *testing.T) {
+	broker, _ := startBroker(t)
+	get := subscribe(t, broker)
+	_, creds := fleet(t, 2, 0)
+	st, err := Run(context.Background(), Options{Broker: broker, Credentials: creds, Duration: 1200 * time.Millisecond,
+		Lifecycle: func(string, string) lifecycle.State { return lifecycle.Planned }})
+	if err != nil || st.Sent != 0 || st.Errors != 0 {
+		t.Fatalf("silent fleet: %+v, %v", st, err)
+	}
+	if msgs := get(); len(msgs) != 0 {
+		t.Fatalf("a silent fleet published %d messages, e.g. %s", len(msgs), msgs[0].topic)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/polis-platform/polis/credential"
 	"github.com/polis-platform/polis/internal/chserver"
 	"github.com/polis-platform/polis/loadtest"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -125,6 +127,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			err = werr
 		}
 	}()
+	// The demo's history, through the lifecycle log like an operator's
+	// import, before the simulator: on every start, since what the log
+	// already holds is skipped.
+	importRollout(ctx, stdout, p.Live, g.rolloutPath(), log)
 	chHTTPAddr := fmt.Sprintf("127.0.0.1:%d", *chHTTP)
 	if ch != nil {
 		chHTTPAddr = ch.HTTPAddr()
@@ -143,6 +149,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	o.Logger = log
+	// The simulator follows the tracker: only assets on site publish.
+	o.Registry = p.Registry
+	o.Lifecycle = func(site, asset string) lifecycle.State {
+		st, _ := p.Live.Lifecycle(site, asset)
+		return st
+	}
 	st, err := loadtest.Run(ctx, o)
 	fmt.Fprintf(stdout, "simulator stopped: %d messages, %d points, %d errors\n", st.Sent, st.Points, st.Errors)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -176,6 +188,12 @@ func devFleet(stdout io.Writer, g *generateFlags, cfg app.Config, needCreds bool
 					g.creds, g.seed, fresh)
 			}
 		}
+		if path := g.rolloutPath(); path != "" {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(stdout, "%s has no rollout history beside it (a fleet made before them): the demo runs without one; %s for a fleet with a history\n",
+					g.out, fresh)
+			}
+		}
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cannot read %s: %w", g.out, err)
@@ -191,6 +209,7 @@ func devFleet(stdout io.Writer, g *generateFlags, cfg app.Config, needCreds bool
 		fmt.Fprintf(stdout, "%s not found: the demo fleet gets synthetic comune codes\n", g.comuni)
 		g.comuni = ""
 	}
+
 	n, err := g.generate(stdout)
 	if err != nil {
 		return err
@@ -198,6 +217,61 @@ func devFleet(stdout io.Writer, g *generateFlags, cfg app.Config, needCreds bool
 	fmt.Fprintf(stdout, "generated the demo fleet: %d post offices, %d coworking spaces, %d devices (random secrets in %s, mode 0600)\n",
 		g.sites, g.coworking, n, g.creds)
 	return nil
+}
+
+// rolloutActor is who the demo's rollout history is recorded as imported by.
+const rolloutActor = "polis-dev"
+
+// importTimeout bounds the import of the rollout history.
+const importTimeout = 5 * time.Minute
+
+// lifecycleImporter is what importRollout needs of the twin.
+type lifecycleImporter interface {
+	ImportLifecycle(ctx context.Context, events []lifecycle.Event) (applied, skipped int, err error)
+}
+
+// importRollout imports the rollout history at path (if there is one)
+// through the lifecycle log, as POST /api/v1/lifecycle/import does. The
+// demo runs on without it if it cannot: what was written stays, and the
+// next start writes the rest.
+func importRollout(ctx context.Context, stdout io.Writer, lv lifecycleImporter, path string, log *slog.Logger) {
+	if path == "" {
+		return
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(stdout, "WARNING: cannot read the rollout history: %v\n", err)
+		return
+	}
+	evs, _, err := lifecycle.DecodeImport(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stdout, "WARNING: cannot read the rollout history %s: %v\n", path, err)
+		return
+	}
+	for i := range evs {
+		evs[i].Actor = rolloutActor
+	}
+	ictx, cancel := context.WithTimeout(ctx, importTimeout)
+	defer cancel()
+	start := time.Now()
+	applied, skipped, err := lv.ImportLifecycle(ictx, evs)
+	var be *lifecycle.BatchError
+	switch {
+	case errors.As(err, &be):
+		fmt.Fprintf(stdout, "WARNING: the rollout history %s does not apply to this fleet (%v); nothing of it was imported. "+
+			"A registry from before rollout histories records its assets in other states: rm -rf the data directory for a fleet with a history\n", path, err)
+	case err != nil:
+		fmt.Fprintf(stdout, "WARNING: the rollout history was imported in part (%d events written): %v; the next start writes the rest\n", applied, err)
+	case applied > 0:
+		fmt.Fprintf(stdout, "imported the rollout history %s: %d lifecycle events, dated from %s, in %s\n",
+			path, applied, evs[0].At.Format(time.DateOnly), time.Since(start).Round(time.Millisecond))
+	default:
+		log.Info("the rollout history is in the lifecycle log already", "path", path, "events", skipped)
+	}
 }
 
 func clickhouseAnswers(ctx context.Context, addr string) bool {

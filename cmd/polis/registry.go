@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/polis-platform/polis/rules/milestone"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -124,6 +128,29 @@ type generateFlags struct {
 	out, creds       string
 	comuni           string
 	reproducible     bool
+	// The rollout history written beside the registry (rolloutPath).
+	rollout    string
+	noRollout  bool
+	rolloutNow string
+	facts      string
+}
+
+// rolloutFile is the rollout history's name beside the registry.
+const rolloutFile = "rollout.ndjson"
+
+// defaultFacts is the public facts table in a checkout.
+var defaultFacts = filepath.Join(defaultDataDir, "polis_fatti_pubblici.csv")
+
+// rolloutPath is where the rollout history goes: --rollout, else
+// rollout.ndjson beside the registry; "" with --no-rollout.
+func (g *generateFlags) rolloutPath() string {
+	switch {
+	case g.noRollout:
+		return ""
+	case g.rollout != "":
+		return g.rollout
+	}
+	return filepath.Join(filepath.Dir(g.out), rolloutFile)
 }
 
 // insecureReproducibleSecretsFlag derives every device secret from the seed
@@ -138,6 +165,12 @@ func (g *generateFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&g.creds, "credentials", registry.DefaultCredentialsPath, "device credentials file to write (site,asset,username,password)")
 	fs.StringVar(&g.comuni, "comuni", filepath.Join(defaultDataDir, "comuni_mappa_ai_2020.csv"),
 		"ISTAT list of comuni (Mappa Aree Interne 2020 layout) to place offices in real comuni; empty: synthetic ids")
+	fs.StringVar(&g.rollout, "rollout", "", "file to write the fleet's rollout history to, as lifecycle events in NDJSON "+
+		"(default: "+rolloutFile+" beside --out); the registry then records every asset as planned, and polis dev imports the history")
+	fs.BoolVar(&g.noRollout, "no-rollout", false, "write no rollout history: the assets keep the lifecycle states the generator spreads, undated")
+	fs.StringVar(&g.rolloutNow, "rollout-now", "", "end of the rollout history, RFC 3339 (default: now)")
+	fs.StringVar(&g.facts, "facts", defaultFacts,
+		"the public facts table whose published progress shapes the rollout (when the default is not there: no rollout history)")
 	fs.BoolVar(&g.reproducible, insecureReproducibleSecretsFlag, false,
 		"TESTS ONLY: derive every device secret from --seed and a key in the source instead of crypto/rand, "+
 			"so that anyone with the source knows every password")
@@ -155,6 +188,62 @@ func registryGenerate(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d sites) and %s (%d device credentials)\n", g.out, g.sites+g.coworking, g.creds, n)
+	return nil
+}
+
+// rolloutFacts reads the published progress figures of the facts table
+// with the milestones' reader.
+func rolloutFacts(path string) ([]registry.RolloutFact, error) {
+	facts, err := milestone.LoadFactsFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []registry.RolloutFact
+	for _, f := range facts {
+		if f.Type == milestone.FactProgress && f.HasValue {
+			out = append(out, registry.RolloutFact{ID: f.ID, Date: f.Date, Value: f.Value, Unit: f.Unit, Metric: f.Metric})
+		}
+	}
+	return out, nil
+}
+
+// planRollout dates the fleet's rollout (registry.PlanRollout) and records
+// every asset as planned, the state the history starts from.
+func (g *generateFlags) planRollout(reg *registry.Registry) ([]lifecycle.Event, time.Time, error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	if g.rolloutNow != "" {
+		t, err := time.Parse(time.RFC3339, g.rolloutNow)
+		if err != nil {
+			return nil, now, fmt.Errorf("--rollout-now %q: want an RFC 3339 time such as 2026-12-01T00:00:00Z", g.rolloutNow)
+		}
+		now = t.UTC()
+	}
+	facts, err := rolloutFacts(g.facts)
+	if err != nil {
+		return nil, now, fmt.Errorf("%w (pass --no-rollout to write no rollout history)", err)
+	}
+	reg.SetAllPlanned()
+	evs, err := registry.PlanRollout(reg, registry.RolloutOptions{Now: now, Seed: g.seed, Facts: facts})
+	return evs, now, err
+}
+
+// writeRollout writes the history atomically, readable by all (it holds
+// no secret).
+func writeRollout(path string, evs []lifecycle.Event) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("cannot create %s: %w", filepath.Dir(path), err)
+	}
+	var b bytes.Buffer
+	if err := lifecycle.WriteImport(&b, evs); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("cannot write the rollout history: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("cannot write the rollout history: %w", err)
+	}
 	return nil
 }
 
@@ -181,6 +270,17 @@ func (g *generateFlags) generate(stdout io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var history []lifecycle.Event
+	var now time.Time
+	if _, err := os.Stat(g.facts); err != nil && g.facts == defaultFacts && g.rolloutPath() != "" {
+		fmt.Fprintf(stdout, "%s not found: no rollout history (give --facts, or --no-rollout to say so)\n", g.facts)
+		g.noRollout = true
+	}
+	if g.rolloutPath() != "" {
+		if history, now, err = g.planRollout(reg); err != nil {
+			return 0, err
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(g.creds), 0o755); err != nil {
 		return 0, fmt.Errorf("cannot create %s: %w", filepath.Dir(g.creds), err)
 	}
@@ -194,6 +294,18 @@ func (g *generateFlags) generate(stdout io.Writer) (int, error) {
 	}
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("cannot write credentials: %w", err)
+	}
+	// The registry last: its presence says the fleet is complete.
+	if path := g.rolloutPath(); path != "" {
+		if err := writeRollout(path, history); err != nil {
+			return 0, err
+		}
+		from := now
+		if len(history) > 0 {
+			from = history[0].At
+		}
+		fmt.Fprintf(stdout, "wrote %s: the rollout history, %d lifecycle events from %s to %s (the registry records every asset as planned)\n",
+			path, len(history), from.Format(time.DateOnly), now.Format(time.RFC3339))
 	}
 	if err := reg.Save(g.out); err != nil {
 		return 0, err

@@ -2,14 +2,21 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/polis-platform/polis/app"
+	"github.com/polis-platform/polis/loadtest"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -125,7 +132,7 @@ func TestRegistryGenerate_Secrets(t *testing.T) {
 		t.Helper()
 		path := filepath.Join(dir, name)
 		var out bytes.Buffer
-		args := append([]string{"registry", "generate", "--sites", "3", "--coworking", "1", "--comuni", "",
+		args := append([]string{"registry", "generate", "--sites", "3", "--coworking", "1", "--comuni", "", "--no-rollout",
 			"--out", filepath.Join(dir, name+".json"), "--credentials", path}, extra...)
 		if err := run(context.Background(), args, &out); err != nil {
 			t.Fatalf("generate: %v\n%s", err, out.String())
@@ -172,13 +179,16 @@ func TestDevFleet(t *testing.T) {
 	var g generateFlags
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	g.bind(fs)
-	if err := fs.Parse([]string{"--sites", "4", "--coworking", "1", "--comuni", "",
+	if err := fs.Parse([]string{"--sites", "4", "--coworking", "1", "--comuni", "", "--facts", factsPath,
 		"--out", filepath.Join(cfg.DataDir, "registry.json"), "--credentials", filepath.Join(cfg.DataDir, "credentials.csv")}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	if err := devFleet(&out, &g, cfg, true); err != nil || !strings.Contains(out.String(), "generated the demo fleet") {
 		t.Fatalf("first run: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "rollout.ndjson")); err != nil {
+		t.Fatalf("no rollout history beside the registry: %v\n%s", err, out.String())
 	}
 	regBytes, _ := os.ReadFile(g.out)
 	credBytes, _ := os.ReadFile(g.creds)
@@ -244,4 +254,153 @@ func TestDevFleet(t *testing.T) {
 	if _, err := os.Stat(g.out); err == nil {
 		t.Fatal("a fleet was generated next to an old Kafka log")
 	}
+}
+
+// factsPath is the public facts table, from this package's directory.
+var factsPath = filepath.Join("..", "..", "..", "shared", "data", "polis_fatti_pubblici.csv")
+
+// `polis registry generate` writes the rollout history beside the
+// registry, which then records every asset as planned: the same seed and
+// --rollout-now give the same history; --no-rollout writes none.
+func TestRegistryGenerate_Rollout(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(name string, extra ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		args := append([]string{"registry", "generate", "--sites", "12", "--coworking", "1", "--comuni", "", "--facts", factsPath,
+			"--insecure-reproducible-secrets", "--rollout-now", "2026-12-08T10:00:00Z",
+			"--out", filepath.Join(dir, name, "registry.json"), "--credentials", filepath.Join(dir, name, "credentials.csv")}, extra...)
+		err := run(context.Background(), args, &out)
+		return out.String(), err
+	}
+	out, err := gen("a")
+	if err != nil || !strings.Contains(out, "rollout.ndjson: the rollout history") {
+		t.Fatalf("generate: %v\n%s", err, out)
+	}
+	a, err := os.ReadFile(filepath.Join(dir, "a", "rollout.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := lifecycle.DecodeImport(bytes.NewReader(a))
+	if err != nil || len(evs) < 12*7*3 {
+		t.Fatalf("history of %d events: %v", len(evs), err)
+	}
+	now := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	for _, ev := range evs {
+		if ev.At.After(now) || ev.From == "" {
+			t.Fatalf("event %+v: after --rollout-now, or without from", ev)
+		}
+	}
+	reg, err := registry.Load(filepath.Join(dir, "a", "registry.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range reg.Sites() {
+		for _, as := range s.Assets {
+			if as.Lifecycle != lifecycle.Planned || !as.InstalledAt.IsZero() {
+				t.Fatalf("%s/%s is registered %s (installed %v); want planned, the history moves it", s.ID, as.ID, as.Lifecycle, as.InstalledAt)
+			}
+		}
+	}
+	if _, err := gen("b"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "b", "rollout.ndjson")); !bytes.Equal(a, b) {
+		t.Fatal("the same seed and --rollout-now gave two histories")
+	}
+	if _, err := gen("c", "--no-rollout"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c", "rollout.ndjson")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("--no-rollout wrote a history: %v", err)
+	}
+	other := filepath.Join(dir, "elsewhere.ndjson")
+	if _, err := gen("d", "--rollout", other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("--rollout: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rollout-now", "yesterday"}, "RFC 3339"},
+		{[]string{"--facts", filepath.Join(dir, "none.csv")}, "--no-rollout"},
+	} {
+		if out, err := gen("e", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%v: got %v\n%s; want an error saying %q", tc.args, err, out, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "e", "registry.json")); err == nil {
+			t.Fatalf("%v: a registry was written", tc.args)
+		}
+	}
+}
+
+// polis simulate reads where each asset stands from the registry, with
+// the rollout history beside it folded over the registered states.
+func TestSimulate_LifecycleFromRegistry(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"registry", "generate", "--sites", "12", "--coworking", "1", "--comuni", "", "--facts", factsPath,
+		"--rollout-now", "2026-12-08T10:00:00Z", "--out", filepath.Join(dir, "registry.json"), "--credentials", filepath.Join(dir, "c.csv")}, &out); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := lifecycle.DecodeImport(mustOpen(t, filepath.Join(dir, "rollout.ndjson")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]lifecycle.State{}
+	for _, ev := range evs {
+		want[ev.Site+"/"+ev.Asset] = ev.To
+	}
+	s := simulateFlags{registry: filepath.Join(dir, "registry.json")}
+	var o loadtest.Options
+	out.Reset()
+	if err := s.lifecycleFrom(&o, &out, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if o.Lifecycle == nil || o.Registry == nil || !strings.Contains(out.String(), "stay silent") {
+		t.Fatalf("no lifecycle from the registry: %s", out.String())
+	}
+	reg, _ := registry.Load(s.registry)
+	silent := 0
+	for _, site := range reg.Sites() {
+		for _, a := range site.Assets {
+			st := cmp.Or(want[site.ID+"/"+a.ID], lifecycle.Planned)
+			if got := o.Lifecycle(site.ID, a.ID); got != st {
+				t.Fatalf("%s/%s: %s; the history ends in %s", site.ID, a.ID, got, st)
+			}
+			if st == lifecycle.Planned {
+				silent++
+			}
+		}
+	}
+	if silent == 0 || !strings.Contains(out.String(), fmt.Sprintf("%d of", silent)) {
+		t.Fatalf("%d planned devices; the simulator says %s", silent, out.String())
+	}
+	// Before any event of the history, everything is planned.
+	var early loadtest.Options
+	if err := s.lifecycleFrom(&early, io.Discard, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if st := early.Lifecycle(evs[0].Site, evs[0].Asset); st != lifecycle.Planned {
+		t.Fatalf("before the works %s/%s is %s", evs[0].Site, evs[0].Asset, st)
+	}
+	// No registry: every device publishes.
+	none := simulateFlags{registry: filepath.Join(dir, "missing.json")}
+	var all loadtest.Options
+	if err := none.lifecycleFrom(&all, io.Discard, time.Now()); err != nil || all.Lifecycle != nil {
+		t.Fatalf("without a registry: %v, lifecycle set %v", err, all.Lifecycle != nil)
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

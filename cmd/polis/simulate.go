@@ -1,14 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/polis-platform/polis/loadtest"
+	"github.com/polis-platform/polis/twin/lifecycle"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
@@ -20,6 +24,9 @@ type simulateFlags struct {
 	qos           int
 	connections   int
 	gateways      bool
+
+	// Standalone only: where the assets stand (lifecycleFrom).
+	registry, rollout string
 }
 
 // bind adds the simulator's flags; `polis dev` shares --credentials with
@@ -29,6 +36,9 @@ func (s *simulateFlags) bind(fs *flag.FlagSet, standalone bool) {
 	if standalone {
 		fs.StringVar(&s.broker, "broker", s.broker, "MQTT broker URL")
 		fs.StringVar(&s.creds, "credentials", s.creds, "device credentials (site,asset,username,password)")
+		fs.StringVar(&s.registry, "registry", registry.DefaultPath,
+			"registry file: asset types and places, and the lifecycle states only assets on site publish in (none: every device publishes)")
+		fs.StringVar(&s.rollout, "rollout", "", "rollout history to fold over the registry's states (default: "+rolloutFile+" beside --registry, if there)")
 	}
 	fs.Float64Var(&s.rate, "rate", 1000, "messages per second over the whole fleet (0: as fast as possible)")
 	fs.DurationVar(&s.duration, "duration", 0, "stop after this long (0: until interrupted)")
@@ -51,9 +61,65 @@ func (s *simulateFlags) options(progress io.Writer) (loadtest.Options, error) {
 	if s.qos < 0 || s.qos > 1 {
 		return loadtest.Options{}, fmt.Errorf("--qos %d: want 0 or 1", s.qos)
 	}
-	return loadtest.Options{Broker: s.broker, Credentials: creds, Rate: s.rate, Duration: s.duration,
+	o := loadtest.Options{Broker: s.broker, Credentials: creds, Rate: s.rate, Duration: s.duration,
 		Messages: s.messages, QoS: byte(s.qos), Connections: s.connections, UseGateways: s.gateways,
-		Progress: progress}, nil
+		Progress: progress}
+	if s.registry != "" {
+		if err := s.lifecycleFrom(&o, progress, time.Now()); err != nil {
+			return loadtest.Options{}, err
+		}
+	}
+	return o, nil
+}
+
+// lifecycleFrom reads, for a standalone simulator, where each asset
+// stands: the registry's states with the rollout history folded over them
+// up to now. A registry that is not there leaves every device publishing.
+func (s *simulateFlags) lifecycleFrom(o *loadtest.Options, w io.Writer, now time.Time) error {
+	reg, err := registry.Load(s.registry)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(w, "simulate: %s not found: every device publishes, whatever its lifecycle\n", s.registry)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	states := map[string]lifecycle.State{}
+	for _, st := range reg.Sites() {
+		for _, a := range st.Assets {
+			states[registry.Username(st.ID, a.ID)] = cmp.Or(a.Lifecycle, lifecycle.Planned)
+		}
+	}
+	path := s.rollout
+	if path == "" {
+		path = filepath.Join(filepath.Dir(s.registry), rolloutFile)
+	}
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		evs, _, derr := lifecycle.DecodeImport(f)
+		f.Close()
+		if derr != nil {
+			return fmt.Errorf("cannot read the rollout history %s: %w", path, derr)
+		}
+		for _, ev := range evs { // in time order per asset, as written
+			if !ev.At.After(now) {
+				states[registry.Username(ev.Site, ev.Asset)] = ev.To
+			}
+		}
+	case s.rollout != "" || !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("cannot read the rollout history: %w", err)
+	}
+	silent := 0
+	for _, st := range states {
+		if st == lifecycle.Planned || st == lifecycle.Decommissioned {
+			silent++
+		}
+	}
+	fmt.Fprintf(w, "simulate: %d of %d devices are planned or decommissioned and stay silent\n", silent, len(states))
+	o.Registry = reg
+	o.Lifecycle = func(site, asset string) lifecycle.State { return states[registry.Username(site, asset)] }
+	return nil
 }
 
 func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {

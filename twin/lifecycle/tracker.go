@@ -65,6 +65,34 @@ type asset struct {
 	// proposed is set while an evidence move proposed under LogFirst waits
 	// to be folded.
 	proposed bool
+	// hist is every move the asset made in this tracker, oldest first: what
+	// CheckBatch compares a batch with, so that an event already made is
+	// skipped rather than made twice. A seeded state (Add) is not a move.
+	hist []histStep
+}
+
+// histStep is one move in an asset's history, kept small: a fleet of tens of
+// thousands of assets with a few moves each holds it all.
+type histStep struct {
+	from, to uint8 // index in States
+	nsec     int32
+	sec      int64 // Unix seconds: any time.Time fits, unlike UnixNano
+}
+
+func (s histStep) time() time.Time { return time.Unix(s.sec, int64(s.nsec)).UTC() }
+
+func stateIndex(s State) uint8 {
+	for i, st := range States {
+		if st == s {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+// record appends a move to the asset's history.
+func (a *asset) record(from, to State, at time.Time) {
+	a.hist = append(a.hist, histStep{from: stateIndex(from), to: stateIndex(to), sec: at.Unix(), nsec: int32(at.Nanosecond())})
 }
 
 // Tracker holds the lifecycle state of every asset and applies operator
@@ -226,13 +254,16 @@ func (t *Tracker) Apply(ev Event) bool {
 	k := key{ev.Site, ev.Asset}
 	a, ok := t.assets[k]
 	if !ok {
-		t.assets[k] = newAsset(ev.To)
+		a = newAsset(ev.To)
+		a.record(ev.From, ev.To, ev.At)
+		t.assets[k] = a
 		t.count(k.site, ev.To, +1)
 		return false
 	}
 	a.proposed = false
 	matched := a.State == ev.From
 	if a.State == ev.To {
+		a.record(ev.From, ev.To, ev.At) // folded all the same: a batch must not write it again
 		return matched
 	}
 	t.move(k, a, ev.To, ev.Actor, ev.Cause, ev.At)
@@ -264,7 +295,9 @@ func (t *Tracker) ForgetEvidence(site, asset string) {
 	defer t.mu.Unlock()
 	k := key{site, asset}
 	if a, ok := t.assets[k]; ok {
-		t.assets[k] = newAsset(a.State)
+		n := newAsset(a.State)
+		n.hist = a.hist
+		t.assets[k] = n
 		delete(t.pending, k)
 	}
 }
@@ -285,6 +318,7 @@ func (t *Tracker) evidence(k key, a *asset, to State, cause string, at time.Time
 // move changes state, keeping counts and the pending set in step.
 func (t *Tracker) move(k key, a *asset, to State, actor, cause string, at time.Time) Event {
 	e := Event{Site: k.site, Asset: k.asset, From: a.State, To: to, At: at, Actor: actor, Cause: cause}
+	a.record(a.State, to, at)
 	t.count(k.site, a.State, -1)
 	t.count(k.site, to, +1)
 	a.State = to
@@ -432,6 +466,14 @@ type snapshotAsset struct {
 	Site  string `json:"site"`
 	Asset string `json:"asset"`
 	asset
+	History []snapshotStep `json:"history,omitempty"`
+}
+
+// snapshotStep is a move of the history as JSON.
+type snapshotStep struct {
+	From State     `json:"from"`
+	To   State     `json:"to"`
+	At   time.Time `json:"at"`
 }
 
 type snapshot struct {
@@ -444,7 +486,11 @@ func (t *Tracker) Snapshot() ([]byte, error) {
 	t.mu.Lock()
 	s := snapshot{Version: 1, Assets: make([]snapshotAsset, 0, len(t.assets))}
 	for k, a := range t.assets {
-		s.Assets = append(s.Assets, snapshotAsset{Site: k.site, Asset: k.asset, asset: *a})
+		sa := snapshotAsset{Site: k.site, Asset: k.asset, asset: *a}
+		for _, st := range a.hist {
+			sa.History = append(sa.History, snapshotStep{From: States[st.from], To: States[st.to], At: st.time()})
+		}
+		s.Assets = append(s.Assets, sa)
 	}
 	t.mu.Unlock()
 	sort.Slice(s.Assets, func(i, j int) bool {
@@ -485,6 +531,13 @@ func (t *Tracker) Restore(b []byte) error {
 			return fmt.Errorf("cannot restore lifecycle snapshot: asset %s/%s: acceptance running in state %s", sa.Site, sa.Asset, sa.State)
 		}
 		a := sa.asset
+		a.hist = nil
+		for j, st := range sa.History {
+			if !st.From.Valid() || !st.To.Valid() {
+				return fmt.Errorf("cannot restore lifecycle snapshot: asset %s/%s: history step %d has an invalid state", sa.Site, sa.Asset, j)
+			}
+			a.record(st.From, st.To, st.At)
+		}
 		n.assets[k] = &a
 		n.count(k.site, a.State, +1)
 		if !a.AcceptStart.IsZero() {

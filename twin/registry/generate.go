@@ -10,7 +10,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/polis-platform/polis/credential"
@@ -118,6 +120,9 @@ func Generate(opts GenerateOptions) (*Registry, []Credential, error) {
 	}
 	g.addAssets(sites)
 	decorate(sites, newRand(opts.Seed, "details"))
+	// Each on a stream of its own, so that what was drawn before stays.
+	contracts(sites, opts.Seed)
+	openingHours(sites, newRand(opts.Seed, "hours"))
 
 	var mac hash.Hash
 	if opts.ReproducibleSecrets {
@@ -397,3 +402,159 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// The demo fleet's procurement: every supplier below is MADE UP, and its
+// name says so ("Fornitore Demo ..."), so that no real company is shown as
+// holding a contract it does not hold. The contracts are split as public
+// tenders usually are, by category of supply and by geographic lot, and
+// each has a CIG of the valid form beginning with DEMO (which no real CIG
+// does: real ones are hexadecimal or start with Z, and M and O are not hex
+// digits). Each site's works contract is its lot's "Lavori" CIG, and each
+// site gets a CUP (DemoCUP).
+var supplyCategories = map[string]string{
+	TypeTotem: "Chioschi e Vetrine", TypeShowcase: "Chioschi e Vetrine",
+	TypeATM:    "ATM",
+	TypeLocker: "Locker",
+	TypeEVC:    "Energia", TypePV: "Energia", TypeMeter: "Energia",
+	TypeEnv: "Smart Building", GatewayType: "Smart Building",
+	TypeOutdoor: "Arredi e Spazi", TypeDesk: "Arredi e Spazi", TypeRoom: "Arredi e Spazi",
+}
+
+// worksCategory is the category of each site's building works.
+const worksCategory = "Lavori"
+
+// Lots, as tenders split Italy: ISTAT's macro-areas, islands with the south.
+const (
+	lotNord   = "Nord"
+	lotCentro = "Centro"
+	lotSud    = "Sud e Isole"
+)
+
+var lots = []string{lotNord, lotCentro, lotSud}
+
+var regionLot = map[string]string{
+	"Piemonte": lotNord, "Valle d'Aosta/Vallée d'Aoste": lotNord, "Lombardia": lotNord,
+	"Trentino-Alto Adige/Südtirol": lotNord, "Veneto": lotNord, "Friuli-Venezia Giulia": lotNord,
+	"Liguria": lotNord, "Emilia-Romagna": lotNord,
+	"Toscana": lotCentro, "Umbria": lotCentro, "Marche": lotCentro, "Lazio": lotCentro,
+	"Abruzzo": lotSud, "Molise": lotSud, "Campania": lotSud, "Puglia": lotSud, "Basilicata": lotSud,
+	"Calabria": lotSud, "Sicilia": lotSud, "Sardegna": lotSud,
+}
+
+// lotOf places a site in a lot by its region; a site without one (a
+// synthetic fleet) by its id.
+func lotOf(s *Site) string {
+	if l, ok := regionLot[s.Region]; ok {
+		return l
+	}
+	h := sha256.Sum256([]byte(s.ID))
+	return lots[int(h[0])%len(lots)]
+}
+
+// DemoSupplier is the made-up supplier of a category of supply in a lot:
+// "Fornitore Demo Energia Nord S.r.l.".
+func DemoSupplier(category, lot string) string {
+	form := "S.r.l."
+	if len(category)%2 == 0 {
+		form = "S.p.A."
+	}
+	return "Fornitore Demo " + category + " " + lot + " " + form
+}
+
+// DemoCIG is the CIG of the made-up contract of a category in a lot:
+// "DEMO" and six hexadecimal digits derived from the seed, the category
+// and the lot.
+func DemoCIG(seed uint64, category, lot string) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seed)
+	h := sha256.Sum256(append([]byte("polis demo cig\x00"+category+"\x00"+lot+"\x00"), b[:]...))
+	return fmt.Sprintf("DEMO%06X", binary.BigEndian.Uint32(h[:4])>>8)
+}
+
+// DemoCUP is a made-up CUP of the valid form, with the layout of a real
+// one (the usual example is C11G06000000001): a letter and two
+// digits for the body that holds it, a letter for the kind of
+// project, two digits for the year of the decision, a five-digit
+// progressive number, three digits and a check digit. Here the first four
+// are always Z99D (D: demo), the year is 22 for post offices and 23 for
+// coworking spaces (the plan's approval, F09, and the coworking spaces'
+// announcement, F23, in the facts table), the
+// progressive is n, and the check digit is the sum of the digits modulo
+// 10, not the real check (which is not published). No real CUP is meant.
+func DemoCUP(kind SiteKind, n int) string {
+	year := 22
+	if kind == KindCoworking {
+		year = 23
+	}
+	body := fmt.Sprintf("Z99D%02d%05d000", year, n%100000)
+	sum := 0
+	for _, c := range body {
+		if c >= '0' && c <= '9' {
+			sum += int(c - '0')
+		}
+	}
+	return body + strconv.Itoa(sum%10)
+}
+
+// contracts gives every site its CUP and works CIG, and every asset its
+// made-up supplier and the CIG of that supplier's contract.
+func contracts(sites []*Site, seed uint64) {
+	cig := map[[2]string]string{}
+	contract := func(category, lot string) string {
+		k := [2]string{category, lot}
+		if c, ok := cig[k]; ok {
+			return c
+		}
+		cig[k] = DemoCIG(seed, category, lot)
+		return cig[k]
+	}
+	// Numbered by kind in id order: the input order is the generator's.
+	ordered := slices.Clone(sites)
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].ID < ordered[j].ID })
+	next := map[SiteKind]int{}
+	for _, s := range ordered {
+		next[s.Kind]++
+		lot := lotOf(s)
+		s.CUP = DemoCUP(s.Kind, next[s.Kind])
+		s.CIG = contract(worksCategory, lot)
+		for _, a := range s.Assets {
+			cat, ok := supplyCategories[a.Type]
+			if !ok {
+				cat = worksCategory
+			}
+			a.Supplier = DemoSupplier(cat, lot)
+			a.CIG = contract(cat, lot)
+		}
+	}
+}
+
+// Opening hours of the demo fleet, in the registry's form. Poste's small
+// offices mostly open in the morning, six days a week; in the smallest
+// comuni many open on alternate days; in the larger of the small comuni
+// some stay open in the afternoon. Coworking spaces keep CoworkingHours.
+var (
+	hoursMorning      = PostOfficeHours
+	hoursShortMorning = "Mon-Fri 08:20-13:35; Sat 08:20-12:35"
+	hoursFullDay      = "Mon-Fri 08:20-19:05; Sat 08:20-12:35"
+	hoursAlternate    = []string{"Mon,Wed,Fri 08:20-13:45", "Tue,Thu 08:20-13:45; Sat 08:20-12:45"}
+)
+
+// openingHours gives each post office hours by the size of its comune.
+func openingHours(sites []*Site, rng *rand.Rand) {
+	for _, s := range sites {
+		if s.Kind != KindPostOffice {
+			continue
+		}
+		u := rng.Float64()
+		h := hoursMorning
+		switch {
+		case s.Population > 0 && s.Population < 1000 && u < 0.6:
+			h = hoursAlternate[rng.IntN(len(hoursAlternate))]
+		case s.Population >= 5000 && u < 0.4:
+			h = hoursFullDay
+		case u > 0.85:
+			h = hoursShortMorning
+		}
+		s.OpeningHours = MustParseOpeningHours(h)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/polis-platform/polis/credential"
 )
@@ -355,5 +356,123 @@ func BenchmarkGenerate(b *testing.B) {
 		if _, _, err := Generate(GenerateOptions{Sites: 4800, Coworking: 250, Seed: 1, Comuni: cs}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestDemoCUP(t *testing.T) {
+	for _, tc := range []struct {
+		kind SiteKind
+		n    int
+		want string
+	}{
+		{KindPostOffice, 42, "Z99D22000420008"},
+		{KindPostOffice, 1, "Z99D22000010003"},
+		{KindCoworking, 250, "Z99D23002500000"},
+	} {
+		if got := DemoCUP(tc.kind, tc.n); got != tc.want || !ValidCUP(got) {
+			t.Errorf("DemoCUP(%s, %d) = %q; want %q, a valid CUP", tc.kind, tc.n, got, tc.want)
+		}
+	}
+}
+
+// Every site has a CUP and a works contract, every asset a made-up
+// supplier and the CIG of its contract; one supplier and one CIG per
+// category of supply and lot, lots by region.
+func TestGenerate_Contracts(t *testing.T) {
+	r, _, err := Generate(GenerateOptions{Sites: 600, Coworking: 30, Seed: 11, Comuni: loadRealComuni(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cups := map[string]string{}
+	contract := map[string]string{} // supplier -> CIG
+	suppliers := map[string]map[string]bool{}
+	for _, s := range r.Sites() {
+		if !ValidCUP(s.CUP) || !strings.HasPrefix(s.CUP, "Z99D") || !ValidCIG(s.CIG) || !strings.HasPrefix(s.CIG, "DEMO") {
+			t.Fatalf("site %s: CUP %q, CIG %q; want the demo forms", s.ID, s.CUP, s.CIG)
+		}
+		if other, dup := cups[s.CUP]; dup {
+			t.Fatalf("sites %s and %s share CUP %s", other, s.ID, s.CUP)
+		}
+		cups[s.CUP] = s.ID
+		if suppliers[s.Region] == nil {
+			suppliers[s.Region] = map[string]bool{}
+		}
+		for _, a := range s.Assets {
+			if !strings.HasPrefix(a.Supplier, "Fornitore Demo ") || !ValidCIG(a.CIG) || !strings.HasPrefix(a.CIG, "DEMO") || a.CIG == s.CIG {
+				t.Fatalf("asset %s/%s: supplier %q, CIG %q", s.ID, a.ID, a.Supplier, a.CIG)
+			}
+			if c, ok := contract[a.Supplier]; ok && c != a.CIG {
+				t.Fatalf("supplier %q holds two CIGs, %s and %s", a.Supplier, c, a.CIG)
+			}
+			contract[a.Supplier] = a.CIG
+			suppliers[s.Region][a.Supplier] = true
+		}
+	}
+	cigs := map[string]bool{}
+	for _, c := range contract {
+		cigs[c] = true
+	}
+	// 6 categories in 3 lots, distinct contracts.
+	if len(contract) != 18 || len(cigs) != 18 {
+		t.Fatalf("%d suppliers with %d CIGs; want 18 and 18: %v", len(contract), len(cigs), contract)
+	}
+	if !suppliers["Lombardia"]["Fornitore Demo ATM Nord S.r.l."] || suppliers["Sicilia"]["Fornitore Demo ATM Nord S.r.l."] {
+		t.Fatalf("lots do not follow regions: %v / %v", suppliers["Lombardia"], suppliers["Sicilia"])
+	}
+	// Contracts depend on the seed, not on the fleet's size.
+	small, _, err := Generate(GenerateOptions{Sites: 10, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range small.Sites() {
+		for _, a := range s.Assets {
+			if c, ok := contract[a.Supplier]; ok && c != a.CIG {
+				t.Fatalf("supplier %q: CIG %s in a small fleet, %s in a large one", a.Supplier, a.CIG, c)
+			}
+		}
+	}
+}
+
+// Opening hours follow the size of the comune: alternate days are common
+// under 1,000 people, afternoons only above 5,000.
+func TestGenerate_OpeningHours(t *testing.T) {
+	r, _, err := Generate(GenerateOptions{Sites: 3000, Seed: 2, Comuni: loadRealComuni(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tally struct{ n, alternate, fullDay int }
+	var tiny, mid, large tally
+	full := MustParseOpeningHours(hoursFullDay).String()
+	for _, s := range r.Sites() {
+		h := s.OpeningHours
+		alternate := len(h.Days[time.Monday]) == 0 || len(h.Days[time.Tuesday]) == 0
+		fullDay := h.String() == full
+		c := &mid
+		switch {
+		case s.Population < 1000:
+			c = &tiny
+		case s.Population >= 5000:
+			c = &large
+		}
+		c.n++
+		if alternate {
+			c.alternate++
+		}
+		if fullDay {
+			c.fullDay++
+		}
+	}
+	share := func(k, n int) float64 { return float64(k) / float64(max(n, 1)) }
+	if tiny.n < 100 || mid.n < 100 || large.n < 100 {
+		t.Fatalf("too few offices per size to judge: %+v %+v %+v", tiny, mid, large)
+	}
+	if s := share(tiny.alternate, tiny.n); s < 0.5 || s > 0.7 {
+		t.Errorf("%.2f of offices under 1,000 people open on alternate days; want about 0.6", s)
+	}
+	if mid.alternate+large.alternate+tiny.fullDay+mid.fullDay > 0 {
+		t.Errorf("alternate days above 1,000 people or afternoons below 5,000: %+v %+v %+v", tiny, mid, large)
+	}
+	if s := share(large.fullDay, large.n); s < 0.3 || s > 0.5 {
+		t.Errorf("%.2f of offices above 5,000 people open afternoons; want about 0.4", s)
 	}
 }
