@@ -8,6 +8,7 @@
 //	milestones:
 //	  - id: atm_installed_7000            # lower case letters, digits and _
 //	    title: "Advanced ATMs installed"
+//	    title_it: "ATM evoluti installati"  # optional: the title in Italian, for the public portal
 //	    line: sportello_unico              # programma | sportello_unico | spazi_per_italia
 //	    count: assets                      # assets | sites
 //	    where: asset.type == "atm" && asset.lifecycle in ["operational", "faulty"]

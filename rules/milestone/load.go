@@ -48,12 +48,15 @@ type Source struct {
 
 // Milestone is one loaded, compiled milestone.
 type Milestone struct {
-	ID     string
-	Title  string
-	Line   Line
-	Count  Kind
-	Where  string // the expression's source
-	Target int
+	ID    string
+	Title string
+	// TitleIT is the title in Italian, for the public portal; "" when the
+	// file has none (the portal then shows Title).
+	TitleIT string
+	Line    Line
+	Count   Kind
+	Where   string // the expression's source
+	Target  int
 	// Deadline and Start are dates (midnight UTC); a milestone is due by
 	// the end of its deadline day in Europe/Rome.
 	Deadline time.Time
@@ -110,7 +113,7 @@ var (
 	lineRe = regexp.MustCompile(`line (\d+): `)
 )
 
-var milestoneKeys = []string{"id", "title", "line", "count", "where", "target", "deadline", "start", "source"}
+var milestoneKeys = []string{"id", "title", "title_it", "line", "count", "where", "target", "deadline", "start", "source"}
 
 type loader struct {
 	yamlpos.Walker
@@ -318,6 +321,13 @@ func (l *loader) milestone(n *yaml.Node) *Milestone {
 					l.Errorf(v, "empty title")
 				}
 				m.Title = s
+			}
+		case "title_it":
+			if s, ok := l.Str(v); ok {
+				if strings.TrimSpace(s) == "" {
+					l.Errorf(v, "empty title_it")
+				}
+				m.TitleIT = s
 			}
 		case "line":
 			m.Line = oneOf(l, v, "line", Lines)

@@ -66,6 +66,22 @@ func TestLoad_Good(t *testing.T) {
 	}
 }
 
+// title_it is optional and read as written; without it TitleIT is empty.
+func TestLoad_TitleIT(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{good, ""},
+		{edit(t, `    title: "ATMs in service"`, "    title: \"ATMs in service\"\n    title_it: \"ATM in servizio\""), "ATM in servizio"},
+	} {
+		ms, err := Load("t.yaml", []byte(c.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms[0].TitleIT != c.want || ms[0].Title != "ATMs in service" {
+			t.Errorf("TitleIT %q, Title %q; want %q, %q", ms[0].TitleIT, ms[0].Title, c.want, "ATMs in service")
+		}
+	}
+}
+
 func TestLoad_Errors(t *testing.T) {
 	const id = `milestone "atm_in_service": `
 	whereIs := func(e string) []string {
@@ -90,9 +106,11 @@ func TestLoad_Errors(t *testing.T) {
 			`t.yaml:2:5: milestone "a": missing key "deadline"`, `t.yaml:2:5: milestone "a": missing key "source"`}},
 		{"missing id", edit(t, "  - id: atm_in_service\n    title:", "  - title:"), []string{`t.yaml:2:5: missing key "id"`}},
 		{"unknown key", edit(t, "    target: 7000", "    target: 7000\n    colour: red"), []string{
-			`t.yaml:8:5: ` + id + `unknown key "colour" (want id, title, line, count, where, target, deadline, start, source)`}},
+			`t.yaml:8:5: ` + id + `unknown key "colour" (want id, title, title_it, line, count, where, target, deadline, start, source)`}},
 		{"unknown key suggestion", edit(t, "    deadline:", "    dedline:"), []string{
 			`t.yaml:8:5: ` + id + `unknown key "dedline" (did you mean deadline?)`, `t.yaml:2:5: ` + id + `missing key "deadline"`}},
+		{"empty title_it", edit(t, `    title: "ATMs in service"`, "    title: \"ATMs in service\"\n    title_it: \" \""), []string{`t.yaml:4:15: ` + id + `empty title_it`}},
+		{"title_it not a string", edit(t, `    title: "ATMs in service"`, "    title: \"ATMs in service\"\n    title_it: [a]"), []string{`t.yaml:4:15: ` + id + `want a string, got a list`}},
 		{"duplicate key", edit(t, "    target: 7000", "    target: 7000\n    target: 3000"), []string{`t.yaml:8:5: ` + id + `duplicate key "target"`}},
 		{"bad id upper", edit(t, "id: atm_in_service", "id: ATM-1"), []string{`t.yaml:2:9: bad id "ATM-1": want lower case letters, digits and _`}},
 		{"bad id digit first", edit(t, "id: atm_in_service", "id: 7000_atm"), []string{`t.yaml:2:9: bad id "7000_atm"`}},

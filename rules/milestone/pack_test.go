@@ -41,6 +41,10 @@ func TestPack_Loads(t *testing.T) {
 		if m.Source.Fact == "" || m.Source.URL == "" {
 			t.Errorf("%s has no source", m.ID)
 		}
+		// The public portal is in Italian: every target has its title there.
+		if m.TitleIT == "" {
+			t.Errorf("%s has no title_it", m.ID)
+		}
 	}
 }
 
