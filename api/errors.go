@@ -32,6 +32,7 @@ const (
 	CodeUnknownAlert   ErrorCode = "unknown_alert"
 	CodeUnknownAsset   ErrorCode = "unknown_asset"
 	CodeUnknownRule    ErrorCode = "unknown_rule"
+	CodeUnknownService ErrorCode = "unknown_service"
 	CodeUnknownSilence ErrorCode = "unknown_silence"
 	CodeUnknownSite    ErrorCode = "unknown_site"
 
@@ -91,6 +92,7 @@ var errorCatalogue = []errorSpec{
 	{CodeUnknownAlert, http.StatusNotFound, "no such alert; list them at /api/v1/alerts"},
 	{CodeUnknownAsset, http.StatusNotFound, "no such asset; a site's assets are listed at /api/v1/sites/{site}"},
 	{CodeUnknownRule, http.StatusNotFound, "no such rule; list them at /api/v1/rules"},
+	{CodeUnknownService, http.StatusNotFound, "no such service; GET /api/v1/services lists them"},
 	{CodeUnknownSilence, http.StatusNotFound, "no such silence; list them at /api/v1/silences"},
 	{CodeUnknownSite, http.StatusNotFound, "no such site; list them at /api/v1/sites"},
 

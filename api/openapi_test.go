@@ -12,6 +12,7 @@ import (
 
 	"github.com/polis-platform/polis/rules"
 	"github.com/polis-platform/polis/rules/engine"
+	"github.com/polis-platform/polis/services"
 	"github.com/polis-platform/polis/storage"
 )
 
@@ -39,7 +40,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	var mounted []string
 	// Every optional route mounted, as with all dependencies given.
 	for _, rt := range (&v1{o: V1Options{Registrar: &fakeRegistrar{}, Alerts: engine.New(engine.Options{}),
-		Rules: (*rules.Service)(nil), Milestones: milestoneFunc(nil), SQL: (*storage.SQLExecutor)(nil)}}).routes(nil) {
+		Rules: (*rules.Service)(nil), Milestones: milestoneFunc(nil), SQL: (*storage.SQLExecutor)(nil), Services: (*services.Finder)(nil)}}).routes(nil) {
 		mounted = append(mounted, rt.method+" "+strings.TrimSuffix(rt.path, "{$}"))
 	}
 	sort.Strings(documented)
@@ -51,7 +52,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		"POST /api/v1/registry/import", "GET /api/v1/registry/export",
 		"POST /api/v1/alerts/{fingerprint}/ack", "POST /api/v1/alerts/{fingerprint}/assign",
 		"POST /api/v1/silences", "DELETE /api/v1/silences/{id}",
-		"PUT /api/v1/rules/{id}", "DELETE /api/v1/rules/{id}", "POST /api/v1/rules/backtest", "POST /api/v1/sql"} {
+		"PUT /api/v1/rules/{id}", "DELETE /api/v1/rules/{id}", "POST /api/v1/rules/backtest", "POST /api/v1/sql",
+		"POST /api/v1/lifecycle/import"} {
 		method, path, _ := strings.Cut(op, " ")
 		if o := doc.Paths.Value(path).GetOperation(method); o.Security == nil || len(*o.Security) == 0 {
 			t.Fatalf("%s has no bearer security", op)

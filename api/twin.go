@@ -96,6 +96,17 @@ type V1Options struct {
 	Tokens []Token
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger
+
+	// LifecycleImport serves POST /api/v1/lifecycle/import (role
+	// operator; lifecycleimport.go). nil: Live, when it is a
+	// LifecycleImporter; without either the route answers 503.
+	LifecycleImport LifecycleImporter
+
+	// Services, if set, mounts the public citizen-services routes
+	// (/api/v1/services..., /api/v1/offices/{site}/services,
+	// /api/v1/coworking; services.go): no token, CORS, a rate limit per
+	// client, ETag and Cache-Control.
+	Services ServiceFinder
 }
 
 // v1 is the API under /api/v1/: sites and their assets' twins (desired
@@ -207,6 +218,7 @@ func (a *v1) routes(doc []byte) []route {
 		{method: "GET", path: "/api/v1/sites/{site}/assets/{asset}", h: http.HandlerFunc(a.getAsset)},
 		{method: "PATCH", path: "/api/v1/sites/{site}/assets/{asset}/desired", h: http.HandlerFunc(a.patchDesired)},
 		{method: "POST", path: "/api/v1/sites/{site}/assets/{asset}/lifecycle", h: http.HandlerFunc(a.postLifecycle)},
+		{method: "POST", path: "/api/v1/lifecycle/import", h: http.HandlerFunc(a.importLifecycle), importBody: true},
 		{method: "GET", path: "/api/v1/sites/{site}/assets/{asset}/history", h: http.HandlerFunc(a.history)},
 		{method: "GET", path: "/api/v1/stream", h: http.HandlerFunc(a.stream)},
 	}
@@ -228,6 +240,7 @@ func (a *v1) routes(doc []byte) []route {
 	if a.o.SQL != nil {
 		rts = append(rts, a.sqlRoutes()...)
 	}
+	rts = append(rts, a.serviceRoutes()...) // none unless Services is set
 	return rts
 }
 
