@@ -27,6 +27,7 @@ import (
 	"github.com/polis-platform/polis/rules/engine"
 	"github.com/polis-platform/polis/rules/milestone"
 	"github.com/polis-platform/polis/rules/sink"
+	"github.com/polis-platform/polis/services"
 	"github.com/polis-platform/polis/storage"
 	"github.com/polis-platform/polis/storage/schema"
 	"github.com/polis-platform/polis/twin"
@@ -87,6 +88,16 @@ type Config struct {
 	TwinSnapshotEvery time.Duration
 	RulesDir          string // alert rules (*.yaml), watched; empty: no rules
 	MilestonesPath    string // programme milestones (YAML); empty: no /api/v1/milestones
+	// FactsPath is the public facts table (CSV: targets' sources, published
+	// progress, funding) the portal shows beside the twin; empty: none.
+	FactsPath string
+	// PortalURL is the portal's public address (canonical links, the open
+	// data catalogue and feed); empty: taken from each request.
+	PortalURL string
+	NoPortal  bool // true: no portal at / (the API's JSON 404 there)
+	// PortalContact is the address the portal's feedback and accessibility
+	// pages give; empty: portal.DefaultContact.
+	PortalContact string
 	// AlertOptions tune the alert lifecycle (flapping, reminders,
 	// escalation, lateness); see rules/engine.Options.
 	AlertOptions    engine.Options
@@ -147,6 +158,7 @@ type Platform struct {
 	kafka    kafka.ClientOptions
 	producer *kgo.Client
 	ch       driver.Conn
+	services *services.Finder // the citizen-services finder (API and portal)
 	metrics  prometheus.Registerer
 	group    *group
 }
@@ -318,6 +330,9 @@ func (p *Platform) start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := p.mountAPI(lv, flavor); err != nil {
+		return err
+	}
+	if err := p.startPortal(ctx, lv, flavor); err != nil {
 		return err
 	}
 	// Sinks start after the broker serves: the MQTT sink may publish to it.
@@ -509,6 +524,12 @@ func (p *Platform) mountAPI(lv *twin.Live, flavor schema.Flavor) error {
 		History: history{conn: p.ch, db: cfg.Database, flavor: flavor}, Tokens: tokens, Logger: cfg.Logger,
 		Registrar: twin.NewImporter(lv, p.producer, cfg.RegistryPath)}
 	topts.SQL = storage.NewSQLExecutor(p.ch) // POST /api/v1/sql: read-only, limited (README "SQL")
+	// The citizen-services finder: the shipped catalogue over the registry and the live twin.
+	finder, err := services.NewFinder(services.FinderOptions{Fleet: p.Registry, Twin: lv, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	topts.Services, p.services = finder, finder
 	if p.Rules != nil {
 		topts.Alerts, topts.Rules = p.Rules, p.Rules
 	}

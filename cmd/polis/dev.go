@@ -50,6 +50,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if cfg.MilestonesPath == "" {
 		cfg.MilestonesPath = "rules/milestones/polis.yaml"
 	}
+	// One facts table shapes the demo's rollout and is shown by the portal.
+	if cfg.FactsPath != "" {
+		g.facts = cfg.FactsPath
+	} else if _, err := os.Stat(g.facts); err == nil {
+		cfg.FactsPath = g.facts
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("cannot create %s: %w", cfg.DataDir, err)
 	}
@@ -352,6 +358,7 @@ func printBanner(w io.Writer, p *app.Platform, cfg app.Config, chHTTP, credsPath
 	host, port, _ := net.SplitHostPort(p.Broker.Addr())
 	fmt.Fprintf(w, `
 Polis is running.
+  Public portal    http://%s/    (open data: /dati/, feed: /feed.atom)
   MQTT broker      %s            (devices log in as SITE/ASSET; credentials in %s)
   HTTP API         http://%s     (/healthz /readyz /metrics)
   Kafka            %s
@@ -372,13 +379,16 @@ Alerts, rules (%s, reloaded on save) and the programme's milestones:
   curl -s 'http://%s/api/v1/alerts?state=firing'
   curl -s 'http://%s/api/v1/rules'
   curl -s 'http://%s/api/v1/milestones'
+Citizen services, from the live twin:
+  curl -s 'http://%s/api/v1/services/cash_withdrawal/offices?near=41.9,12.5&radius_km=50'
+  curl -s 'http://%s/api/v1/offices/%s/services'
   mosquitto_sub -h %s -p %s -u alerts -P '%s' -t 'polis/alerts/v1/#' -v
 
 Ctrl-C stops everything; state stays in %s.
-`, p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
+`, p.HTTP.Addr(), p.Broker.Addr(), credsPath, p.HTTP.Addr(), strings.Join(p.Brokers, ","), cfg.ClickHouseAddr, chHTTP, cfg.Database,
 		host, port, user, pass, site, asset, portOf(cfg.ClickHouseAddr), cfg.Database, chHTTP, cfg.Database,
 		p.HTTP.Addr(), p.HTTP.Addr(), site, p.HTTP.Addr(), site, token, p.HTTP.Addr(), site, asset,
-		cfg.RulesDir, p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), host, port, alertPass, cfg.DataDir)
+		cfg.RulesDir, p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), p.HTTP.Addr(), site, host, port, alertPass, cfg.DataDir)
 }
 
 func portOf(addr string) string {

@@ -169,8 +169,11 @@ func (g *generateFlags) bind(fs *flag.FlagSet) {
 		"(default: "+rolloutFile+" beside --out); the registry then records every asset as planned, and polis dev imports the history")
 	fs.BoolVar(&g.noRollout, "no-rollout", false, "write no rollout history: the assets keep the lifecycle states the generator spreads, undated")
 	fs.StringVar(&g.rolloutNow, "rollout-now", "", "end of the rollout history, RFC 3339 (default: now)")
-	fs.StringVar(&g.facts, "facts", defaultFacts,
-		"the public facts table whose published progress shapes the rollout (when the default is not there: no rollout history)")
+	g.facts = defaultFacts
+	if fs.Lookup("facts") == nil { // polis dev: serve's --facts is the same table
+		fs.StringVar(&g.facts, "facts", defaultFacts,
+			"the public facts table whose published progress shapes the rollout (when the default is not there: no rollout history)")
+	}
 	fs.BoolVar(&g.reproducible, insecureReproducibleSecretsFlag, false,
 		"TESTS ONLY: derive every device secret from --seed and a key in the source instead of crypto/rand, "+
 			"so that anyone with the source knows every password")

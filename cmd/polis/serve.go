@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/polis-platform/polis/portal"
 	"io"
 	"os"
 	"strings"
@@ -50,6 +51,10 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(&c.TokensPath, "tokens", c.TokensPath, "YAML file of API tokens with roles (empty: the API is read-only)")
 	fs.StringVar(&c.RulesDir, "rules", c.RulesDir, "directory of alert rule files (*.yaml), reloaded when a file changes; empty: no rules")
 	fs.StringVar(&c.MilestonesPath, "milestones", c.MilestonesPath, "programme milestones file (YAML) served at /api/v1/milestones; empty: not served")
+	fs.StringVar(&c.FactsPath, "facts", c.FactsPath, "public facts table (CSV: the targets' sources, published progress, funding) the portal shows beside the twin; empty: none")
+	fs.StringVar(&c.PortalURL, "portal-url", c.PortalURL, "public address of the portal (https://host), for canonical links, the open-data catalogue and the feed; empty: each request's host")
+	fs.BoolVar(&c.NoPortal, "no-portal", c.NoPortal, "serve no public portal at / (the API alone)")
+	fs.StringVar(&c.PortalContact, "portal-contact", c.PortalContact, "e-mail address the portal's feedback and accessibility pages give (default "+portal.DefaultContact+", a placeholder)")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", c.AlertWebhook, "URL that receives every delivered alert change as JSON (empty: none)")
 	fs.StringVar(&c.AlertMQTT, "alert-mqtt", c.AlertMQTT, "MQTT broker URL (tcp://host:port) that gets every delivered alert change (empty: none)")
 	fs.StringVar(&c.AlertMQTTUsername, "alert-mqtt-username", c.AlertMQTTUsername, "username of the alert MQTT sink")
