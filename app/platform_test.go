@@ -195,8 +195,8 @@ func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool {
 		return e.count(t, "SELECT count() FROM %s.events WHERE type = 'status'") >= 10
 	})
-	// Health, readiness and metrics answer.
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	// Health, readiness, metrics and the portal answer.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/", "/dati/uffici.csv"} {
 		resp, err := http.Get("http://" + p.HTTP.Addr() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -206,15 +206,25 @@ func TestEndToEnd_EveryAcknowledgedPointIsARow(t *testing.T) {
 			t.Fatalf("%s: status %d", path, resp.StatusCode)
 		}
 	}
-	resp, err := http.Get("http://" + p.HTTP.Addr() + "/nope")
+	// An unknown API path is the API's JSON 404; any other is the portal's page.
+	resp, err := http.Get("http://" + p.HTTP.Addr() + "/api/nope")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var apiErr struct{ Code, Message string }
 	if err := json.NewDecoder(resp.Body).Decode(&apiErr); err != nil || resp.StatusCode != 404 || apiErr.Message == "" {
-		t.Fatalf("unknown path: status %d, body %+v, err %v", resp.StatusCode, apiErr, err)
+		t.Fatalf("unknown API path: status %d, body %+v, err %v", resp.StatusCode, apiErr, err)
 	}
 	resp.Body.Close()
+	resp, err = http.Get("http://" + p.HTTP.Addr() + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page), `lang="it"`) {
+		t.Fatalf("unknown portal path: status %d, %s, want the portal's 404 page", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 }
 
 func TestGracefulShutdown_NothingAcceptedIsLost(t *testing.T) {

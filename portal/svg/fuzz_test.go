@@ -19,7 +19,7 @@ func FuzzRender(f *testing.F) {
 	f.Add(`<script>alert(1)</script>`, "javascript:alert(1)", math.NaN(), math.Inf(1), math.Inf(-1), int64(0), int64(-1), 0, 0)
 	f.Add("valle-daosta", "https://example.org/?a=1&b=2", 0.0, 0.0, 0.0, jan, jan, -1, 1<<30)
 	f.Add("trentino-alto-adigesudtirol", "", -1e300, 1e300, 1.0, int64(math.MinInt64), int64(math.MaxInt64), 1, 1)
-	f.Add("\xff\x00\x1b]]><!--", " \x7f", 1e-300, -0.0, 0.2, jan, jan+1, 5000, 5000)
+	f.Add("\xff\x00\x1b]]><!--", " \x7f", 1e-300, math.Copysign(0, -1), 0.2, jan, jan+1, 5000, 5000)
 	f.Fuzz(func(t *testing.T, label, href string, v1, v2, v3 float64, s1, s2 int64, w, h int) {
 		t1, t2 := time.Unix(s1, 0).UTC(), time.Unix(s2, 0).UTC()
 		line := LineChart{
