@@ -33,6 +33,7 @@ var layers = map[string]int{
 	"twin/state":                         1,
 	"rules/dsl":                          1,
 	"portal/svg":                         0,
+	"italy":                              0,
 	// The data path: broker -> ingest -> storage, twin -> rules -> api.
 	"ingest":          2,
 	"broker":          3,

@@ -5,20 +5,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // Europe/Rome must load on hosts without a zoneinfo database
 
+	"github.com/polis-platform/polis/italy"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
 // rome is where the portal's dates are read: an Italian public site gives
 // Italian local dates whatever the server's zone.
-var rome = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("BUG: time/tzdata is linked but Europe/Rome is missing: " + err.Error())
-	}
-	return loc
-}()
+var rome = italy.Rome
 
 // formatInt writes n the Italian way: a dot between thousands (1.234.567).
 func formatInt(n int64) string {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/polis-platform/polis/italy"
 	"github.com/polis-platform/polis/portal/progress"
 )
 
@@ -227,13 +228,7 @@ func (k kind) fits(t ColumnType) bool {
 }
 
 // rome is the time zone of every date: a date is a day in Italy.
-var rome = func() *time.Location {
-	l, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("BUG: time/tzdata is linked but Europe/Rome is missing: " + err.Error())
-	}
-	return l
-}()
+var rome = italy.Rome
 
 // civil is t's calendar day in Italy.
 func civil(t time.Time) (y int, m time.Month, d int) { return t.In(rome).Date() }

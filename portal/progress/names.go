@@ -2,21 +2,13 @@ package progress
 
 import (
 	"strings"
-	"time"
 
-	_ "time/tzdata" // Europe/Rome must resolve on hosts without a zoneinfo database
-
+	"github.com/polis-platform/polis/italy"
 	"github.com/polis-platform/polis/twin/registry"
 )
 
 // rome is where the programme's days and months fall.
-var rome = func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return loc
-}()
+var rome = italy.Rome
 
 // TypeNames are the Italian names of the asset types, as the portal shows them.
 var TypeNames = map[string]string{

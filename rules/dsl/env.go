@@ -3,19 +3,12 @@ package dsl
 import (
 	"math"
 	"time"
-	_ "time/tzdata" // Europe/Rome must resolve on hosts without a zoneinfo database
+
+	"github.com/polis-platform/polis/italy"
 )
 
 // Rome is the time zone of hour(), weekday(), holiday().
-var Rome = mustLoad("Europe/Rome")
-
-func mustLoad(name string) *time.Location {
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return loc
-}
+var Rome = italy.Rome
 
 // Env is the typed environment a rule reads. The engine fills one per
 // evaluation (reusing it is cheap: the functions are bound once per *Env).
@@ -186,41 +179,7 @@ func parseWindow(s string) (time.Duration, error) {
 	return ParseDuration(s)
 }
 
-// Holiday reports whether t falls, in Rome, on an Italian national holiday:
-// the fixed ones, Easter Monday (Pasquetta, computed), and 4 October from
-// 2026 (law 151/2025). Easter Sunday is a Sunday anyway but is included.
-func Holiday(t time.Time) bool {
-	y, m, d := t.In(Rome).Date()
-	switch {
-	case m == time.January && (d == 1 || d == 6),
-		m == time.April && d == 25,
-		m == time.May && d == 1,
-		m == time.June && d == 2,
-		m == time.August && d == 15,
-		m == time.October && d == 4 && y >= 2026,
-		m == time.November && d == 1,
-		m == time.December && (d == 8 || d == 25 || d == 26):
-		return true
-	}
-	em, ed := Easter(y)
-	sunday := time.Date(y, em, ed, 12, 0, 0, 0, time.UTC)
-	day := time.Date(y, m, d, 12, 0, 0, 0, time.UTC)
-	return day.Equal(sunday) || day.Equal(sunday.AddDate(0, 0, 1))
-}
-
-// Easter returns the Gregorian Easter Sunday of year y (anonymous
-// Gregorian algorithm, Meeus/Jones/Butcher).
-func Easter(y int) (time.Month, int) {
-	a := y % 19
-	b, c := y/100, y%100
-	d, e := b/4, b%4
-	f := (b + 8) / 25
-	g := (b - f + 1) / 3
-	h := (19*a + b - d - g + 15) % 30
-	i, k := c/4, c%4
-	l := (32 + 2*e + 2*i - h - k) % 7
-	m := (a + 11*h + 22*l) / 451
-	month := (h + l - 7*m + 114) / 31
-	day := (h+l-7*m+114)%31 + 1
-	return time.Month(month), day
-}
+// Holiday reports whether t falls, in Rome, on an Italian national holiday
+// (italy.Holiday: the fixed ones, Easter and Easter Monday, 4 October from
+// 2026).
+func Holiday(t time.Time) bool { return italy.HolidayAt(t) != "" }

@@ -6,10 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	_ "time/tzdata" // Europe/Rome must resolve on hosts without a zoneinfo database
 
+	"github.com/polis-platform/polis/italy"
 	"github.com/polis-platform/polis/twin/lifecycle"
 )
 
@@ -303,13 +302,7 @@ func (h *OpeningHours) UnmarshalText(b []byte) error {
 	return nil
 }
 
-var rome = sync.OnceValue(func() *time.Location {
-	loc, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		panic("BUG: time/tzdata is linked but Europe/Rome is missing: " + err.Error())
-	}
-	return loc
-})
+func rome() *time.Location { return italy.Rome }
 
 // OpenAt reports whether the site is open at t, read in Europe/Rome time.
 func (h *OpeningHours) OpenAt(t time.Time) bool {
