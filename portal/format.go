@@ -212,3 +212,12 @@ func sameIntervals(a, b []registry.Interval) bool {
 func clock(min int) string {
 	return strconv.Itoa(min/60) + ":" + strconv.Itoa(min%60/10) + strconv.Itoa(min%10)
 }
+
+// prepA is the preposition "a" before a place name: "ad" before a word
+// that starts with a (ad Agliè, ad Alberobello), as Italian writes it.
+func prepA(name string) string {
+	if r := strings.ToLower(name); strings.HasPrefix(r, "a") || strings.HasPrefix(r, "à") {
+		return "ad"
+	}
+	return "a"
+}

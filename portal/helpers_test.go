@@ -72,3 +72,11 @@ func get(t testing.TB, h http.Handler, target string) *httptest.ResponseRecorder
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
 	return w
 }
+
+func TestPrepA(t *testing.T) {
+	for name, want := range map[string]string{"Agliè": "ad", "Alberobello": "ad", "Candelo": "a", "Usssana": "a", "Tolmezzo": "a"} {
+		if got := prepA(name); got != want {
+			t.Errorf("prepA(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

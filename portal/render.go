@@ -89,6 +89,7 @@ func (h *Handler) download(table, filter, what string) (download, error) {
 func (h *Handler) funcs() template.FuncMap {
 	return template.FuncMap{
 		"int":           func(n int) string { return formatInt(int64(n)) },
+		"prepA":         prepA,
 		"num":           formatNum,
 		"dec":           formatDec,
 		"pct":           formatPercent,
