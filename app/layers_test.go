@@ -53,6 +53,8 @@ var layers = map[string]int{
 	"plugins/grafana/pkg":                  9,
 	"loadtest":                             10,
 	"loadtest/e2e":                         11,
+	"loadtest/connlat":                     10,
+	"loadtest/cmd/connlat":                 12,
 	"loadtest/cmd/e2e":                     12,
 	"cmd/polis":                            12,
 	"plugins/grafana/cmd/polis-datasource": 12,

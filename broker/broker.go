@@ -30,10 +30,13 @@ import (
 // its asset type.
 type DeviceAuth func(username string, secret []byte) (assetType string, ok bool)
 
-// Ingester takes publishes and connection changes.
+// Ingester takes publishes and connection changes. StatusAsync hands the
+// record over before it returns (records keep the order they were handed
+// over in) and calls done once with Kafka's answer.
 type Ingester interface {
 	Handle(ctx context.Context, msg ingest.Message) (ingest.Outcome, *ingest.Rejection, error)
 	Status(ctx context.Context, site, asset, status, cause string, at time.Time) error
+	StatusAsync(ctx context.Context, site, asset, status, cause string, at time.Time, done func(error))
 }
 
 // Defaults of Options, used for a zero field.
@@ -373,11 +376,20 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if p == nil || p.role == roleService {
 		return
 	}
+	// mochi reads the client's packets only once this returns: waiting for
+	// Kafka here held every device's first PUBLISH (and PINGREQ) behind a
+	// produce round trip. The record is handed over now, so it still comes
+	// before the device's own records and its offline status; Close waits for
+	// the answer like for a publish in flight.
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.o.IngestTimeout)
-	defer cancel()
-	if err := h.b.o.Ingest.Status(ctx, p.site, p.asset, "online", "connect", time.Now()); err != nil {
-		h.b.log.Warn("cannot record device online", "principal", p.String(), "err", err)
-	}
+	h.b.inflight.Add(1)
+	h.b.o.Ingest.StatusAsync(ctx, p.site, p.asset, "online", "connect", time.Now(), func(err error) {
+		defer h.b.inflight.Done()
+		cancel()
+		if err != nil {
+			h.b.log.Warn("cannot record device online", "principal", p.String(), "err", err)
+		}
+	})
 }
 
 // OnDisconnect records a device offline, unless its own will already said

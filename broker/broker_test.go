@@ -59,6 +59,13 @@ func newStack(t *testing.T, accounts ...broker.Account) *stack {
 
 func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
 	t.Helper()
+	return newStackProducer(t, nil, configure)
+}
+
+// newStackProducer is newStackWith with ingest's producer wrapped by wrap
+// (nil: none).
+func newStackProducer(t *testing.T, wrap func(ingest.Producer) ingest.Producer, configure func(*broker.Options)) *stack {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(n, a string) (netListener, error) { return listenLoopback(n, a) }),
 		kfake.SeedTopics(4, kafka.Topics()...))
 	if err != nil {
@@ -84,7 +91,11 @@ func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	pipe, err := ingest.New(ingest.Options{Producer: prod, Directory: r, Logger: testLogger(t), Registerer: s.reg, MaxPayload: 16 << 10})
+	var producer ingest.Producer = prod
+	if wrap != nil {
+		producer = wrap(prod)
+	}
+	pipe, err := ingest.New(ingest.Options{Producer: producer, Directory: r, Logger: testLogger(t), Registerer: s.reg, MaxPayload: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

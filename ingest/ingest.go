@@ -193,15 +193,40 @@ func (p *Pipeline) decode(msg Message, tp topic.Topic) (*record.Record, string, 
 }
 
 // Status records a connection change the broker saw (connect, disconnect,
-// lost connection) for a device that did not publish it itself.
+// lost connection) for a device that did not publish it itself, and waits
+// for Kafka.
 func (p *Pipeline) Status(ctx context.Context, site, asset, status, cause string, at time.Time) error {
+	r, err := statusRecord(site, asset, status, cause, at)
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, r)
+}
+
+// StatusAsync records a connection change like Status but does not wait for
+// Kafka: done gets the outcome later, exactly once. The broker uses it on
+// connect, where waiting held the device's first packets behind a Kafka
+// round trip. Order is kept: the record is handed to the producer before
+// StatusAsync returns, and one producer keeps the order of records bound for
+// one partition (a site's records share one), so an online status still
+// precedes the offline status or telemetry produced after it.
+func (p *Pipeline) StatusAsync(ctx context.Context, site, asset, status, cause string, at time.Time, done func(error)) {
+	r, err := statusRecord(site, asset, status, cause, at)
+	if err != nil {
+		done(err)
+		return
+	}
+	p.produceAsync(ctx, r, done)
+}
+
+func statusRecord(site, asset, status, cause string, at time.Time) (*kgo.Record, error) {
 	rec := &record.Record{Kind: record.KindStatus, Site: site, Asset: asset, Status: status,
 		TS: at.UnixMilli(), Received: at.UnixMilli(), Body: []byte(fmt.Sprintf(`{"cause":%q}`, cause))}
 	value, err := record.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("cannot encode status of %s/%s: %w", site, asset, err)
+		return nil, fmt.Errorf("cannot encode status of %s/%s: %w", site, asset, err)
 	}
-	return p.produce(ctx, &kgo.Record{Topic: kafka.TopicEvents, Key: []byte(site), Value: value, Timestamp: at})
+	return &kgo.Record{Topic: kafka.TopicEvents, Key: []byte(site), Value: value, Timestamp: at}, nil
 }
 
 func (p *Pipeline) deadLetter(ctx context.Context, msg Message, tp topic.Topic, reason payload.Code, text string) (Outcome, *Rejection, error) {
@@ -243,6 +268,17 @@ func (p *Pipeline) produce(ctx context.Context, r *kgo.Record) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
+	return p.produced(r, start, err)
+}
+
+// produceAsync hands r to the producer and calls done with Kafka's answer.
+func (p *Pipeline) produceAsync(ctx context.Context, r *kgo.Record, done func(error)) {
+	start := time.Now()
+	p.o.Producer.Produce(ctx, r, func(_ *kgo.Record, err error) { done(p.produced(r, start, err)) })
+}
+
+// produced counts a produce that took since start and ended with err.
+func (p *Pipeline) produced(r *kgo.Record, start time.Time, err error) error {
 	p.m.produceSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.produceErrors.Inc()
