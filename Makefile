@@ -13,7 +13,7 @@ run: deps build ## install what is missing, then run ClickHouse, the platform an
 	$(BIN) dev
 
 test: deps lint plugin-test ## lint, the Grafana plugin's frontend tests, then every Go test, against real ClickHouse, kfake and MQTT clients, with the race detector
-	$(GO) test -race -timeout 20m $(PKGS)
+	POLIS_TEST_REQUIRE=1 $(GO) test -race -timeout 20m $(PKGS)
 
 test-short: ## unit tests only, no servers
 	$(GO) test -short $(PKGS)

@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/polis-platform/polis/internal/testutil"
 )
 
 // The browser test drives Debian's Chromium (never a downloaded browser)
@@ -68,9 +70,8 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: not with -short")
 	}
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: Debian's Chromium is not installed at %s (scripts/install-deps installs it: apt-get install chromium)", chromiumPath)
-	}
+	_, err := exec.LookPath(chromiumPath)
+	testutil.Need(t, err == nil, "browser test skipped: Debian's Chromium is not installed at %s (scripts/install-deps installs it: apt-get install chromium)", chromiumPath)
 	h, _ := testPortal(t)
 	srv := httptest.NewServer(h) // listens on 127.0.0.1
 	t.Cleanup(srv.Close)
@@ -83,9 +84,7 @@ func TestBrowser(t *testing.T) {
 		}
 		c := &crawler{t: t, ctx: ctx, base: srv.URL, axe: string(axe)}
 		c.run()
-		if axe == nil {
-			t.Skip("axe-core not installed: accessibility not checked")
-		}
+		testutil.Need(t, axe != nil, "axe-core not installed: accessibility not checked")
 	})
 	t.Run("screenshots", func(t *testing.T) {
 		dir := screenshotDir(t)

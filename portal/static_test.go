@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/polis-platform/polis/internal/testutil"
 )
 
 func TestStaticAssets(t *testing.T) {
@@ -86,9 +88,7 @@ func TestAcceptsGzip(t *testing.T) {
 // with a versioned address.
 func TestDesignSystemEmbedded(t *testing.T) {
 	h, _ := testPortal(t)
-	if !h.assets.vendor {
-		t.Skip("Bootstrap Italia is not in this build: run scripts/install-deps (make deps) to install and embed it")
-	}
+	testutil.Need(t, h.assets.vendor, "Bootstrap Italia is not in this build: run scripts/install-deps (make deps) to install and embed it")
 	css := string(h.assets.files[vendorCSS].body)
 	if strings.Contains(css, "sourceMappingURL") {
 		t.Errorf("the style sheet still names its source map (a request for a file the portal does not serve)")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/polis-platform/polis/internal/testutil"
 )
 
 // The test's network: a bridge in the root namespace with 10.77.0.1, where
@@ -52,15 +54,11 @@ func newHostNet(t *testing.T) *hostNet {
 	if testing.Short() {
 		t.Skip("starts three polis hosts, Kafka and ClickHouse")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make network namespaces (ip netns); run the tests as root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip (Debian: apt-get install iproute2)")
-	}
-	if out, err := exec.Command("ip", "netns", "list").CombinedOutput(); err != nil {
-		t.Skipf("ip netns does not work here: %v %s", err, out)
-	}
+	testutil.Need(t, os.Geteuid() == 0, "needs root to make network namespaces (ip netns); run the tests as root")
+	_, err := exec.LookPath("ip")
+	testutil.Need(t, err == nil, "needs iproute2's ip (Debian: apt-get install iproute2)")
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	testutil.Need(t, err == nil, "ip netns does not work here: %v %s", err, out)
 	removeHostNet() // a run killed before its cleanup
 	t.Cleanup(removeHostNet)
 	// Should the bridge go before a client stops, 10.77.0.0/24 must not

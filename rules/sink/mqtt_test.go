@@ -259,9 +259,8 @@ type mosquitto struct {
 
 func newMosquitto(t *testing.T, port int) *mosquitto {
 	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("skipping: MQTT tests need a real broker at %s (apt-get install mosquitto): %v", mosquittoBin, err)
-	}
+	_, err := os.Stat(mosquittoBin)
+	testutil.Need(t, err == nil, "skipping: MQTT tests need a real broker at %s (apt-get install mosquitto): %v", mosquittoBin, err)
 	dir := t.TempDir()
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n", port, dir)
 	if u, err := user.Current(); err == nil && os.Geteuid() == 0 {
