@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -66,13 +69,39 @@ type Options struct {
 	// ends). An asset going silent says offline once. nil: every asset
 	// publishes, as a load test wants.
 	Lifecycle func(site, asset string) lifecycle.State
+
+	// Intervals makes each device report once per its type's reporting
+	// interval (Interval) of real time, at a phase within the first
+	// interval drawn from Seed, instead of the fleet taking turns as fast
+	// as Rate allows. Rate, if set, still caps the total; RealisticRate is
+	// what the fleet sends.
+	Intervals bool
+	// IntervalScale multiplies the intervals (0.01: a minute becomes
+	// 600 ms), for tests and for stress runs; 0 = 1.
+	IntervalScale float64
+	// Hold keeps the connections open and silent for this long once they
+	// are up, before the first publish: a broker's memory per connection
+	// and idle CPU are measured then. Duration starts after it.
+	Hold time.Duration
+	// SourceAddrs are the local addresses connections are dialled from, in
+	// turn: one source address has only ~28,000 ephemeral ports towards
+	// one broker address (127.0.0.2, 127.0.0.3, ... are all loopback on
+	// Linux). None: the system picks.
+	SourceAddrs []netip.Addr
 }
 
 // Stats summarises a run. Sent counts telemetry and event publishes handed
-// to the client; Acked those the broker acknowledged (QoS 1 and 2 only).
+// to the client; Acked those the broker acknowledged (QoS 1 and 2 only);
+// Connections those up when publishing began; Elapsed is the publishing
+// phase (not connecting, not Hold). The JSON names are those of the tags.
 type Stats struct {
-	Sent, Events, Points, Errors, Acked uint64
-	Elapsed                             time.Duration
+	Sent        uint64        `json:"sent"`
+	Events      uint64        `json:"events"`
+	Points      uint64        `json:"points"`
+	Errors      uint64        `json:"errors"`
+	Acked       uint64        `json:"acked"`
+	Connections int           `json:"connections"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
 }
 
 // Run connects the devices and publishes until Duration has passed,
@@ -89,6 +118,8 @@ func Run(ctx context.Context, opts Options) (Stats, error) {
 
 type device struct {
 	site, asset string
+	typ         string // asset type, for its reporting interval
+	seed        uint64 // SeedFor its username: model and reporting phase
 	telemetry   string // topics
 	event       string
 	status      string
@@ -105,6 +136,7 @@ type device struct {
 
 type conn struct {
 	cred     registry.Credential
+	source   netip.Addr                 // local address to dial from; zero = any
 	devices  []*device                  // those it publishes for as planned
 	self     *device                    // the device whose login it is
 	client   atomic.Pointer[mqttClient] // once dialed; nil again after retire
@@ -136,6 +168,11 @@ type runner struct {
 	simStart  time.Time
 
 	sent, events, points, errs, acked atomic.Uint64
+	connections                       int           // up when publishing began
+	wakes                             atomic.Uint64 // rounds of the interval workers, to show they sleep
+
+	lastDialErr atomic.Pointer[error]
+	saidFiles   atomic.Bool // printed that the open files ran out
 
 	dialedMu   sync.Mutex
 	dialed     []*conn // every connection dialed, for disconnect
@@ -147,9 +184,10 @@ func newRunner(opts Options) (*runner, error) {
 	if len(opts.Credentials) == 0 {
 		return nil, errors.New("cannot run simulator: no device credentials")
 	}
-	if opts.QoS > 2 || opts.Rate < 0 || opts.Speed < 0 || opts.Messages < 0 || opts.Connections < 0 {
-		return nil, fmt.Errorf("cannot run simulator: bad options (qos %d, rate %g, speed %g, messages %d, connections %d)",
-			opts.QoS, opts.Rate, opts.Speed, opts.Messages, opts.Connections)
+	if opts.QoS > 2 || opts.Rate < 0 || opts.Speed < 0 || opts.Messages < 0 || opts.Connections < 0 ||
+		opts.IntervalScale < 0 || opts.Hold < 0 {
+		return nil, fmt.Errorf("cannot run simulator: bad options (qos %d, rate %g, speed %g, messages %d, connections %d, interval scale %g, hold %s)",
+			opts.QoS, opts.Rate, opts.Speed, opts.Messages, opts.Connections, opts.IntervalScale, opts.Hold)
 	}
 	if opts.Broker == "" {
 		opts.Broker = DefaultBroker
@@ -193,10 +231,11 @@ func plan(opts Options) []*conn {
 				gw = &cs[i]
 			}
 			prefix := "polis/v1/" + c.Site + "/" + c.Asset + "/"
+			seed := SeedFor(c.Username, opts.Seed)
 			devs[i] = &device{
-				site: c.Site, asset: c.Asset,
+				site: c.Site, asset: c.Asset, typ: typ, seed: seed,
 				telemetry: prefix + "telemetry", event: prefix + "event", status: prefix + "status",
-				model: NewModel(typ, p, SeedFor(c.Username, opts.Seed)), fault: -1,
+				model: NewModel(typ, p, seed), fault: -1,
 			}
 		}
 		for i, d := range devs {
@@ -220,6 +259,21 @@ func plan(opts Options) []*conn {
 	}
 	if opts.Connections > 0 && opts.Connections < len(conns) {
 		conns = conns[:opts.Connections]
+	}
+	// Round robin over the source addresses; the devices' own logins,
+	// which a gateway's devices fall back to with Lifecycle, take turns
+	// among themselves.
+	if n := len(opts.SourceAddrs); n > 0 {
+		own := 0
+		for i, c := range conns {
+			c.source = opts.SourceAddrs[i%n]
+			for _, d := range c.devices {
+				if d.own != c {
+					d.own.source = opts.SourceAddrs[own%n]
+					own++
+				}
+			}
+		}
 	}
 	return conns
 }
@@ -266,15 +320,24 @@ func siteOf(reg *registry.Registry, id string) (*registry.Site, bool) {
 }
 
 func (r *runner) run(ctx context.Context) (Stats, error) {
+	r.checkFileLimit()
 	connectStart := time.Now()
 	up, tried := r.connect(ctx)
 	if len(up) == 0 && (tried > 0 || r.opts.Lifecycle == nil) {
 		if ctx.Err() != nil {
 			return r.stats(0), nil
 		}
-		return r.stats(0), fmt.Errorf("cannot connect any of %d devices to %s", len(r.conns), r.opts.Broker)
+		err := fmt.Errorf("cannot connect any of %d devices to %s", len(r.conns), r.opts.Broker)
+		if last := r.lastDialErr.Load(); last != nil {
+			err = fmt.Errorf("%w: the last error: %w", err, *last)
+		}
+		return r.stats(0), err
 	}
+	r.connections = len(up)
 	r.log.Info("connected", "connections", len(up), "of", len(r.conns), "took", time.Since(connectStart))
+	if r.opts.Hold > 0 && ctx.Err() == nil {
+		r.hold(ctx, len(up))
+	}
 	// Duration is the publishing phase: connecting thousands of devices
 	// takes a while and is not load.
 	if r.opts.Duration > 0 {
@@ -296,8 +359,24 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	for _, c := range from {
 		devs = append(devs, c.devices...)
 	}
+	var target float64 // msgs/s at the devices' intervals, capped by Rate
+	if r.opts.Intervals {
+		target = intervalRate(devs, r.opts.IntervalScale)
+		if r.opts.Rate > 0 && r.opts.Rate < target {
+			r.printf("simulate: the rate cap of %g msg/s is below the fleet's %.0f msg/s at its intervals\n", r.opts.Rate, target)
+			target = r.opts.Rate
+		}
+	}
 	r.log.Info("simulating", "connections", len(up), "devices", len(devs), "broker", r.opts.Broker,
-		"rate", r.opts.Rate, "qos", r.opts.QoS)
+		"rate", r.opts.Rate, "qos", r.opts.QoS, "intervals", r.opts.Intervals, "interval_rate", target)
+	if ctx.Err() == nil {
+		// A parent process waits for this line (Hold is over).
+		if r.opts.Intervals {
+			r.printf("simulate: publishing %d devices over %d connections at their intervals, %.0f msg/s\n", len(devs), len(up), target)
+		} else {
+			r.printf("simulate: publishing %d devices over %d connections\n", len(devs), len(up))
+		}
+	}
 
 	r.realStart = time.Now()
 	r.simStart = r.opts.Start
@@ -307,7 +386,7 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		r.progress(ctx)
+		r.progress(ctx, target)
 	}()
 
 	workers := r.opts.Workers
@@ -340,7 +419,27 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 func (r *runner) stats(elapsed time.Duration) Stats {
 	return Stats{
 		Sent: r.sent.Load(), Events: r.events.Load(), Points: r.points.Load(),
-		Errors: r.errs.Load(), Acked: r.acked.Load(), Elapsed: elapsed,
+		Errors: r.errs.Load(), Acked: r.acked.Load(), Connections: r.connections, Elapsed: elapsed,
+	}
+}
+
+// printf writes a line to Progress, if set.
+func (r *runner) printf(format string, args ...any) {
+	if r.opts.Progress != nil {
+		fmt.Fprintf(r.opts.Progress, format, args...)
+	}
+}
+
+// hold keeps the connections open and silent for Options.Hold, or until
+// ctx ends. The line it prints tells a parent process the hold has begun.
+func (r *runner) hold(ctx context.Context, up int) {
+	r.log.Info("holding", "connections", up, "for", r.opts.Hold)
+	r.printf("simulate: holding %d connections for %s\n", up, r.opts.Hold)
+	t := time.NewTimer(r.opts.Hold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -374,8 +473,7 @@ func (r *runner) connect(ctx context.Context) (up []*conn, tried int) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := r.dial(ctx, c); err != nil {
-				r.errs.Add(1)
-				r.logError("cannot connect device", err, "username", c.cred.Username)
+				r.dialFailed(err, c)
 				return
 			}
 			mu.Lock()
@@ -427,8 +525,7 @@ func (r *runner) ensure(ctx context.Context, c *conn) bool {
 	if err := r.dial(ctx, c); err != nil {
 		c.retryAt = time.Now().Add(redialAfter)
 		if ctx.Err() == nil {
-			r.errs.Add(1)
-			r.logError("cannot connect device", err, "username", c.cred.Username)
+			r.dialFailed(err, c)
 		}
 		return false
 	}
@@ -471,7 +568,13 @@ func (r *runner) state(d *device) (lifecycle.State, bool) {
 
 func (r *runner) dial(ctx context.Context, c *conn) error {
 	self := "polis/v1/" + c.cred.Site + "/" + c.cred.Asset + "/status"
+	// A dialer of its own: SetConnectTimeout writes into it.
+	dialer := &net.Dialer{Timeout: 30 * time.Second}
+	if c.source.IsValid() {
+		dialer.LocalAddr = &net.TCPAddr{IP: c.source.AsSlice(), Zone: c.source.Zone()}
+	}
 	o := mqtt.NewClientOptions().
+		SetDialer(dialer).
 		AddBroker(r.opts.Broker).
 		SetClientID(c.cred.Username).
 		SetUsername(c.cred.Username).
@@ -509,7 +612,7 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 		return ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("cannot connect %s to %s: %w", c.cred.Username, r.opts.Broker, err)
+		return dialError(c, r.opts.Broker, err)
 	}
 	// The devices on site say online through it, before any telemetry.
 	var toks []mqtt.Token
@@ -535,6 +638,53 @@ func (r *runner) dial(ctx context.Context, c *conn) error {
 	r.dialed = append(r.dialed, c)
 	r.dialedMu.Unlock()
 	return nil
+}
+
+// dialFailed counts and logs a failed dial; running out of open files is
+// also said once on Progress, where a parent process reads.
+func (r *runner) dialFailed(err error, c *conn) {
+	r.errs.Add(1)
+	r.lastDialErr.Store(&err)
+	r.logError("cannot connect device", err, "username", c.cred.Username)
+	if (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && r.saidFiles.CompareAndSwap(false, true) {
+		limit, _ := openFileLimit()
+		r.printf("simulate: too many open files (ulimit -n %d), one per connection: "+
+			"raise ulimit -n or split the fleet over several processes\n", limit)
+	}
+}
+
+// dialError says what failed, and what to do when it is this process's
+// limit of open files: each connection holds one.
+func dialError(c *conn, broker string, err error) error {
+	from := ""
+	if c.source.IsValid() {
+		from = " from " + c.source.String()
+	}
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		return fmt.Errorf("cannot connect %s to %s%s: too many open files, one per connection: raise ulimit -n or split the fleet over several processes: %w",
+			c.cred.Username, broker, from, err)
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("cannot connect %s to %s%s: no local port or address left: add source addresses or split the fleet: %w",
+			c.cred.Username, broker, from, err)
+	}
+	return fmt.Errorf("cannot connect %s to %s%s: %w", c.cred.Username, broker, from, err)
+}
+
+// fileMargin is the descriptors a run needs besides its connections
+// (logs, the runtime's poller, files of the caller).
+const fileMargin = 64
+
+// checkFileLimit warns, before connecting, when the process may not open
+// a file per planned connection.
+func (r *runner) checkFileLimit() {
+	limit, ok := openFileLimit()
+	if !ok || uint64(len(r.conns))+fileMargin <= limit {
+		return
+	}
+	r.log.Warn("more connections than open files allowed", "connections", len(r.conns), "limit", limit)
+	r.printf("simulate: %d connections need more open files than this process may have (ulimit -n %d): "+
+		"raise ulimit -n or split the fleet over several processes\n", len(r.conns), limit)
 }
 
 // disconnect says offline for every device, as a device shutting down
@@ -577,68 +727,31 @@ const window = 512
 // it asks again where they stand.
 const idleWait = 500 * time.Millisecond
 
+// worker is one publishing goroutine's state.
+type worker struct {
+	buf, ebuf        []byte
+	s                Sample
+	inflight, status []mqtt.Token
+}
+
 func (r *runner) work(ctx context.Context, stop context.CancelFunc, devs []*device) {
-	var buf, ebuf []byte
-	var s Sample
-	var inflight, status []mqtt.Token
-	defer func() { r.drain(inflight); r.drainStatus(status) }()
+	w := &worker{}
+	defer func() { r.drain(w.inflight); r.drainStatus(w.status) }()
+	if r.opts.Intervals {
+		r.workIntervals(ctx, stop, w, devs)
+		return
+	}
 	for ctx.Err() == nil {
 		published := false
 		for _, d := range devs {
 			if ctx.Err() != nil {
 				return
 			}
-			st, on := r.state(d)
-			if !on {
-				if c := d.via.Swap(nil); c != nil {
-					if cl := c.get(); cl != nil {
-						status = append(status, cl.Publish(d.status, 1, true, "offline"))
-					}
-				}
-				if d.own != nil && d.own.get() != nil && r.opts.Lifecycle != nil {
-					r.retire(d.own) // its login goes too
-				}
-				continue
-			}
-			c := d.conn
-			if r.opts.Lifecycle != nil {
-				if c = r.route(ctx, d); c == nil {
-					continue
-				}
-			}
-			cl := c.get()
-			if cl == nil {
-				continue // retired meanwhile
-			}
-			if old := d.via.Swap(c); old != c {
-				status = append(status, cl.Publish(d.status, 1, true, "online"))
-			}
-			published = true
-			now := r.simNow()
-			s.Reset()
-			d.model.Step(now, &s)
-			reportFault(d, st == lifecycle.Faulty, now, &s)
-			n := r.budget.take(1 + len(s.Events))
-			if n == 0 {
-				stop()
+			p, more := r.visit(ctx, stop, w, d)
+			if !more {
 				return
 			}
-			if r.pacer.wait(ctx, n) != nil {
-				return
-			}
-			buf = appendTelemetry(buf[:0], now, s.Metrics)
-			inflight = r.publish(ctx, cl, d.telemetry, buf, inflight)
-			r.points.Add(uint64(len(s.Metrics)))
-			for _, e := range s.Events[:n-1] {
-				var err error
-				if ebuf, err = appendEvent(ebuf[:0], e); err != nil {
-					r.errs.Add(1)
-					r.logError("cannot encode event", err, "type", e.Type)
-					continue
-				}
-				inflight = r.publish(ctx, cl, d.event, ebuf, inflight)
-				r.events.Add(1)
-			}
+			published = published || p
 		}
 		if !published {
 			select {
@@ -646,8 +759,100 @@ func (r *runner) work(ctx context.Context, stop context.CancelFunc, devs []*devi
 			case <-time.After(idleWait):
 			}
 		}
-		status = r.settleStatus(status)
+		w.status = r.settleStatus(w.status)
 	}
+}
+
+// workIntervals publishes for each device once per its interval, and
+// sleeps until the next device is due in between.
+func (r *runner) workIntervals(ctx context.Context, stop context.CancelFunc, w *worker, devs []*device) {
+	q := newSchedule(devs, r.realStart, r.opts.IntervalScale)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		r.wakes.Add(1)
+		now := time.Now()
+		for {
+			sl, ok := q.due(now)
+			if !ok {
+				break
+			}
+			if _, more := r.visit(ctx, stop, w, sl.d); !more {
+				return
+			}
+			// now, not the time after the publish: a Rate cap that holds
+			// the worker back must not push the schedule later each round.
+			q.advance(sl, now)
+		}
+		w.status = r.settleStatus(w.status)
+		next, ok := q.next()
+		if !ok {
+			return
+		}
+		t.Reset(time.Until(next))
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// visit steps one device and publishes what it reports, or says whether
+// it went off site. published says it publishes; more is false when the
+// run is over.
+func (r *runner) visit(ctx context.Context, stop context.CancelFunc, w *worker, d *device) (published, more bool) {
+	st, on := r.state(d)
+	if !on {
+		if c := d.via.Swap(nil); c != nil {
+			if cl := c.get(); cl != nil {
+				w.status = append(w.status, cl.Publish(d.status, 1, true, "offline"))
+			}
+		}
+		if d.own != nil && d.own.get() != nil && r.opts.Lifecycle != nil {
+			r.retire(d.own) // its login goes too
+		}
+		return false, true
+	}
+	c := d.conn
+	if r.opts.Lifecycle != nil {
+		if c = r.route(ctx, d); c == nil {
+			return false, true
+		}
+	}
+	cl := c.get()
+	if cl == nil {
+		return false, true // retired meanwhile
+	}
+	if old := d.via.Swap(c); old != c {
+		w.status = append(w.status, cl.Publish(d.status, 1, true, "online"))
+	}
+	now := r.simNow()
+	s := &w.s
+	s.Reset()
+	d.model.Step(now, s)
+	reportFault(d, st == lifecycle.Faulty, now, s)
+	n := r.budget.take(1 + len(s.Events))
+	if n == 0 {
+		stop()
+		return true, false
+	}
+	if r.pacer.wait(ctx, n) != nil {
+		return true, false
+	}
+	w.buf = appendTelemetry(w.buf[:0], now, s.Metrics)
+	w.inflight = r.publish(ctx, cl, d.telemetry, w.buf, w.inflight)
+	r.points.Add(uint64(len(s.Metrics)))
+	for _, e := range s.Events[:n-1] {
+		var err error
+		if w.ebuf, err = appendEvent(w.ebuf[:0], e); err != nil {
+			r.errs.Add(1)
+			r.logError("cannot encode event", err, "type", e.Type)
+			continue
+		}
+		w.inflight = r.publish(ctx, cl, d.event, w.ebuf, w.inflight)
+		r.events.Add(1)
+	}
+	return true, true
 }
 
 // reportFault adds a faulty asset's fault to its sample: the metric fault
@@ -772,7 +977,9 @@ func (r *runner) logError(msg string, err error, args ...any) {
 	}
 }
 
-func (r *runner) progress(ctx context.Context) {
+// progress prints a line a second; with Intervals it ends with the
+// target rate, the fleet's at its intervals (capped by Rate).
+func (r *runner) progress(ctx context.Context, target float64) {
 	if r.opts.Progress == nil {
 		return
 	}
@@ -787,9 +994,13 @@ func (r *runner) progress(ctx context.Context) {
 		case now := <-tick.C:
 			sent, points := r.sent.Load(), r.points.Load()
 			secs := now.Sub(last).Seconds()
-			fmt.Fprintf(r.opts.Progress, "simulate: %s sent=%d %.0f msg/s %.0f points/s errors=%d\n",
+			line := fmt.Sprintf("simulate: %s sent=%d %.0f msg/s %.0f points/s errors=%d",
 				now.Sub(r.realStart).Round(time.Second), sent, float64(sent-lastSent)/secs,
 				float64(points-lastPoints)/secs, r.errs.Load())
+			if r.opts.Intervals {
+				line += fmt.Sprintf(" target=%.0f msg/s", target)
+			}
+			fmt.Fprintln(r.opts.Progress, line)
 			lastSent, lastPoints, last = sent, points, now
 		}
 	}

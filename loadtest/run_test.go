@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,22 +23,67 @@ import (
 	"github.com/polis-platform/polis/twin/registry"
 )
 
-// connectRecorder notes the username of every client that connects.
+// connectRecorder notes the username and remote address of every client
+// that connects, and every publish the broker receives.
 type connectRecorder struct {
 	mqtt.HookBase
-	mu    sync.Mutex
-	users map[string]int
+	mu        sync.Mutex
+	users     map[string]int
+	remotes   []string
+	publishes []published
+}
+
+type published struct {
+	topic string
+	at    time.Time // when the broker had it
 }
 
 func (h *connectRecorder) ID() string { return "connect-recorder" }
 
-func (h *connectRecorder) Provides(b byte) bool { return b == mqtt.OnConnect }
+func (h *connectRecorder) Provides(b byte) bool { return b == mqtt.OnConnect || b == mqtt.OnPublish }
 
 func (h *connectRecorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.users[string(cl.Properties.Username)]++
+	h.remotes = append(h.remotes, cl.Net.Remote)
 	return nil
+}
+
+func (h *connectRecorder) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.publishes = append(h.publishes, published{pk.TopicName, time.Now()})
+	return pk, nil
+}
+
+// data is the telemetry and event publishes the broker has received.
+func (h *connectRecorder) data() []published {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []published
+	for _, p := range h.publishes {
+		if k := kind(p.topic); k == "telemetry" || k == "event" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// remoteHosts counts the clients' remote addresses by host.
+func (h *connectRecorder) remoteHosts(t *testing.T) map[string]int {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range h.remotes {
+		host, _, err := net.SplitHostPort(r)
+		if err != nil {
+			t.Fatalf("remote address %q: %v", r, err)
+		}
+		out[host]++
+	}
+	return out
 }
 
 func (h *connectRecorder) snapshot() map[string]int {
@@ -281,6 +327,8 @@ func TestRun_Failure(t *testing.T) {
 	}
 	f(Options{}, "no device credentials")
 	f(Options{Credentials: creds, QoS: 3}, "bad options")
+	f(Options{Credentials: creds, Intervals: true, IntervalScale: -1}, "bad options")
+	f(Options{Credentials: creds, Hold: -time.Second}, "bad options")
 	// Nothing listens on port 1 of loopback.
 	f(Options{Credentials: creds, Broker: "tcp://127.0.0.1:1", Connections: 2, Duration: 20 * time.Second}, "cannot connect any of 2 devices")
 }
