@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -51,6 +52,14 @@ func Check(cfg Config, w io.Writer) error {
 	kconn, err := cfg.Kafka.Load() // reads the CA and client certificate
 	if err != nil {
 		bad(err)
+	}
+	if cfg.KafkaSessionTimeout < 0 {
+		bad(fmt.Errorf("--kafka-session-timeout %s: must not be negative (0: franz-go's default, 45s)", cfg.KafkaSessionTimeout))
+	}
+	if cfg.ClickHouseCluster != "" {
+		if _, err := schema.ClusterStatements(cfg.ClickHouseCluster, cfg.Database, schema.Options{}); err != nil {
+			bad(fmt.Errorf("--clickhouse-cluster: %w", err))
+		}
 	}
 	chConn := cfg.ClickHouse
 	chConn.Addr = cfg.ClickHouseAddr
@@ -130,9 +139,9 @@ func Check(cfg Config, w io.Writer) error {
 	} else {
 		f("  kafka                  %s, %s", strings.Join(cfg.KafkaBrokers, ","), kconn)
 	}
-	f("  clickhouse             %s, database %s, migrate %t", chConn, cfg.Database, cfg.Migrate)
+	f("  clickhouse             %s, database %s, migrate %t%s", chConn, cfg.Database, cfg.Migrate, optional(", cluster ", cfg.ClickHouseCluster))
 	f("  storage writer         batches of up to %d rows, %s; rollups every %s", cfg.WriterMaxRows, cfg.WriterMaxWait, cfg.WriterRollupEvery)
-	f("  kafka producer         linger %s", cfg.ProducerLinger)
+	f("  kafka producer         linger %s; consumer groups' session timeout %s", cfg.ProducerLinger, sessionTimeout(cfg.KafkaSessionTimeout))
 	f("  lifecycle follower     polis.lifecycle.v1, folded into the lifecycle tracker")
 	f("  lifecycle writer       polis.lifecycle.v1 into ClickHouse's lifecycle_events")
 	if cfg.RulesDir != "" {
@@ -141,6 +150,7 @@ func Check(cfg Config, w io.Writer) error {
 	f("  twin                   %d sites, %d assets from %s; snapshots every %s", ns, na, cfg.RegistryPath, cfg.TwinSnapshotEvery)
 	f("  lifecycle evidence")
 	f("  registry follower")
+	f("  ingest producer        records fail after %s undelivered, the broker's ingest timeout", ingestTimeout)
 	f("  mqtt broker            %s%s%s, %d service accounts", cfg.MQTTAddr, optional(" ws ", cfg.MQTTWSAddr), optional(" tls ", cfg.MQTTTLSAddr), len(accounts))
 	f("  desired-state follower")
 	if cfg.AlertWebhook != "" {
@@ -183,3 +193,11 @@ func nmsOrEmpty(n int) string {
 type noProducer struct{}
 
 func (noProducer) Produce(context.Context, *kgo.Record, func(*kgo.Record, error)) {}
+
+// sessionTimeout says what a KafkaSessionTimeout means.
+func sessionTimeout(d time.Duration) string {
+	if d == 0 {
+		return "45s (franz-go's default)"
+	}
+	return d.String()
+}

@@ -68,15 +68,25 @@ type Config struct {
 	KafkaRetention      time.Duration
 	KafkaRetentionBytes int64
 	ProducerLinger      time.Duration
+	// KafkaSessionTimeout is the session timeout of every consumer group
+	// member (storage writers, twin, lifecycle writer, alert sinks): how
+	// long the others wait for a crashed or cut-off instance before they
+	// take its partitions over. Zero: franz-go's default, 45 s.
+	KafkaSessionTimeout time.Duration
 
 	ClickHouseAddr string
 	// ClickHouse is how the platform logs in to ClickHouse (user,
 	// password, TLS); its Addr is ClickHouseAddr.
-	ClickHouse    storage.ConnOptions
-	Database      string
-	Migrate       bool
-	WriterMaxRows int
-	WriterMaxWait time.Duration
+	ClickHouse storage.ConnOptions
+	// ClickHouseCluster, if set, is the ClickHouse cluster (remote_servers)
+	// the schema is on: the migrations apply the cluster DDL
+	// (schema.ApplyCluster: replicated local tables under Distributed ones),
+	// and a database that is not it is refused.
+	ClickHouseCluster string
+	Database          string
+	Migrate           bool
+	WriterMaxRows     int
+	WriterMaxWait     time.Duration
 	// WriterRollupEvery is how often the writer writes the rollup rows and
 	// commits Kafka offsets (storage.WriterOptions.RollupEvery).
 	WriterRollupEvery time.Duration
@@ -114,24 +124,39 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultKafkaSessionTimeout is the consumer groups' session timeout: a
+// dead instance's partitions move after about this long. franz-go's 45 s
+// (Kafka's default since 3.0) left the fleet's sites without a twin, and
+// their telemetry out of ClickHouse, for most of a minute; 10 s (Kafka's
+// default before 3.0, above the brokers' 6 s minimum) still allows a
+// member three missed heartbeats (every 3 s) before it is dropped.
+const DefaultKafkaSessionTimeout = 10 * time.Second
+
+// ingestTimeout bounds how long a device's publish waits for Kafka, in the
+// broker (no PUBACK after it) and in the ingest producer (no delivery after
+// it): one value, so that a publish the device was told failed is not
+// stored behind its back.
+const ingestTimeout = broker.DefaultIngestTimeout
+
 // Defaults returns the configuration of docs/design.md's default addresses.
 func Defaults() Config {
 	return Config{
-		DataDir:           "var",
-		MQTTAddr:          broker.DefaultAddr,
-		HTTPAddr:          api.DefaultAddr,
-		HTTPLimits:        api.DefaultLimits(),
-		KafkaAddr:         kafka.DefaultAddr,
-		KafkaPartitions:   kafka.DefaultPartitions,
-		KafkaRetention:    kafka.DefaultRetention,
-		ProducerLinger:    0,
-		ClickHouseAddr:    storage.DefaultAddr,
-		Database:          schema.DefaultDatabase,
-		Migrate:           true,
-		WriterMaxRows:     storage.DefaultMaxRows,
-		WriterMaxWait:     storage.DefaultMaxWait,
-		WriterRollupEvery: storage.DefaultRollupEvery,
-		RegistryPath:      registry.DefaultPath,
+		DataDir:             "var",
+		MQTTAddr:            broker.DefaultAddr,
+		HTTPAddr:            api.DefaultAddr,
+		HTTPLimits:          api.DefaultLimits(),
+		KafkaAddr:           kafka.DefaultAddr,
+		KafkaPartitions:     kafka.DefaultPartitions,
+		KafkaRetention:      kafka.DefaultRetention,
+		ProducerLinger:      0,
+		KafkaSessionTimeout: DefaultKafkaSessionTimeout,
+		ClickHouseAddr:      storage.DefaultAddr,
+		Database:            schema.DefaultDatabase,
+		Migrate:             true,
+		WriterMaxRows:       storage.DefaultMaxRows,
+		WriterMaxWait:       storage.DefaultMaxWait,
+		WriterRollupEvery:   storage.DefaultRollupEvery,
+		RegistryPath:        registry.DefaultPath,
 
 		TwinSnapshotEvery: twin.DefaultSnapshotEvery,
 		AlertOptions: engine.Options{MaxLateness: 10 * time.Minute, MaxAge: 15 * time.Minute, FlapWindow: time.Hour, FlapThreshold: 6,
@@ -157,6 +182,8 @@ type Platform struct {
 
 	kafka    kafka.ClientOptions
 	producer *kgo.Client
+	// ingest is the producer of the devices' publishes alone (ingestOpts).
+	ingest   *kgo.Client
 	ch       driver.Conn
 	services *services.Finder // the citizen-services finder (API and portal)
 	metrics  prometheus.Registerer
@@ -204,7 +231,7 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	if cfg.Kafka.Enabled() && len(p.Brokers) == 0 {
 		return errKafkaConnEmbedded
 	}
-	if p.kafka, err = cfg.Kafka.Load(); err != nil {
+	if p.kafka, err = kafkaClientOptions(cfg); err != nil {
 		return err
 	}
 	if len(p.Brokers) == 0 {
@@ -248,22 +275,11 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	})); err != nil {
 		return err
 	}
-	p.producer, err = p.kafka.NewClient(p.Brokers, cfg.Logger, kgo.ProducerLinger(cfg.ProducerLinger),
-		kgo.RecordPartitioner(kafka.SitePartitioner()), kgo.ProducerBatchMaxBytes(4<<20),
-		kgo.MaxBufferedRecords(1<<20))
+	p.producer, err = p.kafka.NewClient(p.Brokers, cfg.Logger, producerOpts(cfg)...)
 	if err != nil {
 		return fmt.Errorf("cannot create Kafka producer: %w", err)
 	}
-	if err := p.group.start(ctx, "kafka producer", closer(func() error {
-		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err := p.producer.Flush(fctx)
-		p.producer.Close()
-		if err != nil {
-			return fmt.Errorf("cannot flush Kafka producer: %w", err)
-		}
-		return nil
-	})); err != nil {
+	if err := p.group.start(ctx, "kafka producer", flushing(p.producer)); err != nil {
 		return err
 	}
 
@@ -347,6 +363,53 @@ func (p *Platform) start(ctx context.Context) (err error) {
 	return nil
 }
 
+// kafkaClientOptions is how every Kafka client of the platform connects,
+// with the consumer groups' session timeout.
+func kafkaClientOptions(cfg Config) (kafka.ClientOptions, error) {
+	o, err := cfg.Kafka.Load()
+	if err != nil {
+		return o, err
+	}
+	o.SessionTimeout = cfg.KafkaSessionTimeout
+	return o, nil
+}
+
+// producerOpts are the options of the platform's producer (the twin, the
+// rules, the registry): its records have no deadline, franz-go retries them
+// until Kafka takes them.
+func producerOpts(cfg Config) []kgo.Opt {
+	return []kgo.Opt{kgo.ProducerLinger(cfg.ProducerLinger), kgo.RecordPartitioner(kafka.SitePartitioner()),
+		kgo.ProducerBatchMaxBytes(4 << 20), kgo.MaxBufferedRecords(1 << 20)}
+}
+
+// ingestOpts are the options of the producer of the devices' publishes: the
+// platform's, but a record not delivered within the broker's ingest timeout
+// fails, even if it was sent already (AllowIdempotentProduceCancellation),
+// so it does not reach Kafka after the device was refused its PUBACK, when
+// a cut-off network comes back. A request Kafka did write but whose answer
+// was lost is still stored: the device resends it and the point is stored
+// twice, which at-least-once delivery allows. The linger is not added to
+// the timeout: a batch expires with its first record, so a record may fail
+// up to a linger early, never late.
+func ingestOpts(cfg Config, timeout time.Duration) []kgo.Opt {
+	return append(producerOpts(cfg), kgo.RecordDeliveryTimeout(timeout), kgo.AllowIdempotentProduceCancellation())
+}
+
+// flushing stops a producer: what was produced is flushed (for 30 s at
+// most), then it is closed.
+func flushing(cl *kgo.Client) component {
+	return closer(func() error {
+		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := cl.Flush(fctx)
+		cl.Close()
+		if err != nil {
+			return fmt.Errorf("cannot flush Kafka producer: %w", err)
+		}
+		return nil
+	})
+}
+
 // startClickHouse connects, applies the schema and returns the flavor of
 // DDL the server takes.
 func (p *Platform) startClickHouse(ctx context.Context) (schema.Flavor, error) {
@@ -372,12 +435,25 @@ func (p *Platform) startClickHouse(ctx context.Context) (schema.Flavor, error) {
 	if err != nil {
 		return 0, err
 	}
-	if cfg.Migrate {
+	switch {
+	case cfg.Migrate && cfg.ClickHouseCluster != "":
+		applied, err := schema.ApplyCluster(ctx, p.ch, cfg.ClickHouseCluster, cfg.Database, schema.Options{})
+		if err != nil {
+			return 0, err
+		}
+		p.log.Info("schema up to date", "clickhouse", version, "cluster", cfg.ClickHouseCluster, "database", cfg.Database, "applied", applied)
+	case cfg.Migrate:
 		applied, err := schema.Apply(ctx, p.ch, cfg.Database)
 		if err != nil {
 			return 0, err
 		}
 		p.log.Info("schema up to date", "clickhouse", version, "database", cfg.Database, "applied", applied)
+	case cfg.ClickHouseCluster != "":
+		// Migrated by someone else: still refuse a database that is not
+		// on the cluster.
+		if err := schema.CheckCluster(ctx, p.ch, cfg.Database); err != nil {
+			return 0, err
+		}
 	}
 	return flavor, nil
 }
@@ -477,7 +553,16 @@ func (p *Platform) startTwin(ctx context.Context, flavor schema.Flavor) (*twin.L
 // ingest.
 func (p *Platform) startBroker(ctx context.Context) error {
 	cfg := p.cfg
-	pipe, err := ingest.New(ingest.Options{Producer: p.producer, Directory: p.Registry, Logger: cfg.Logger, Registerer: p.metrics})
+	var err error
+	if p.ingest, err = p.kafka.NewClient(p.Brokers, cfg.Logger, ingestOpts(cfg, ingestTimeout)...); err != nil {
+		return fmt.Errorf("cannot create the ingest producer: %w", err)
+	}
+	// Started before the broker, so stopped after it: the broker's
+	// publishes in flight end, then the producer flushes them.
+	if err := p.group.start(ctx, "ingest producer", flushing(p.ingest)); err != nil {
+		return err
+	}
+	pipe, err := ingest.New(ingest.Options{Producer: p.ingest, Directory: p.Registry, Logger: cfg.Logger, Registerer: p.metrics})
 	if err != nil {
 		return err
 	}
@@ -503,7 +588,7 @@ func (p *Platform) startBroker(ctx context.Context) error {
 			}
 			return a.Type, true
 		},
-		Accounts: accounts, Ingest: pipe, Logger: cfg.Logger, Registerer: p.metrics})
+		Accounts: accounts, Ingest: pipe, IngestTimeout: ingestTimeout, Logger: cfg.Logger, Registerer: p.metrics})
 	if err != nil {
 		return err
 	}

@@ -911,7 +911,7 @@ func TestPolisContainers_UnknownFlagIsCaught(t *testing.T) {
 			t.Errorf("serve -h does not list --%s: the help parser is broken", real)
 		}
 	}
-	for _, fake := range []string{"kafka-replication", "clickhouse-cluster", "drain-timeout"} {
+	for _, fake := range []string{"kafka-replication", "clickhouse-shards", "drain-timeout"} {
 		if _, ok := flags[fake]; ok {
 			t.Errorf("serve -h lists --%s", fake)
 		}
@@ -921,5 +921,35 @@ func TestPolisContainers_UnknownFlagIsCaught(t *testing.T) {
 	}
 	if checkValue("bool", "no") == nil || checkValue("duration", "7d") == nil || checkValue("int", "24") != nil {
 		t.Error("checkValue accepts what the flag package refuses")
+	}
+}
+
+// Every `polis serve` makes the cluster's tables itself: it names the
+// cluster of remote_servers, migrates (no one else does), and gives the
+// consumer groups the session timeout docs/capacity.md's failover assumes.
+func TestPolisContainers_ClusterSchema(t *testing.T) {
+	clusters := readXML(t, filepath.Join("clickhouse", "config.d", "polis-cluster.xml")).one("remote_servers").Nodes
+	if len(clusters) != 1 {
+		t.Fatalf("remote_servers has %d clusters; want 1", len(clusters))
+	}
+	cluster := clusters[0].XMLName.Local
+	serves := 0
+	for _, c := range polisContainers(t) {
+		if sub, _ := subcommand(c.args); strings.Join(sub, " ") != "serve" {
+			continue
+		}
+		serves++
+		if got := c.env["POLIS_CLICKHOUSE_CLUSTER"]; got != cluster {
+			t.Errorf("%s: POLIS_CLICKHOUSE_CLUSTER %q; want %q, the cluster of remote_servers", c.where, got, cluster)
+		}
+		if m, ok := c.env["POLIS_MIGRATE"]; ok && m != "true" {
+			t.Errorf("%s: POLIS_MIGRATE=%s: nothing else makes the cluster's tables", c.where, m)
+		}
+		if got := c.env["POLIS_KAFKA_SESSION_TIMEOUT"]; got != "10s" {
+			t.Errorf("%s: POLIS_KAFKA_SESSION_TIMEOUT %q; want 10s (docs/capacity.md)", c.where, got)
+		}
+	}
+	if serves < 4 { // k8s: 1; compose: 3
+		t.Fatalf("found %d polis serve containers", serves)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -41,6 +42,22 @@ type ClientOptions struct {
 	// TLS encrypts every connection; nil: plaintext. An empty ServerName is
 	// each broker's host (kgo.DialTLSConfig).
 	TLS *tls.Config
+	// SessionTimeout is how long a consumer group member may go without a
+	// heartbeat before the group gives its partitions to the others: the
+	// takeover time of a crashed or cut-off instance. Zero: franz-go's
+	// default (45 s). Its heartbeat interval is a third of it, at most
+	// franz-go's 3 s. Clients in no group ignore it.
+	SessionTimeout time.Duration
+}
+
+// maxHeartbeat is franz-go's default heartbeat interval.
+const maxHeartbeat = 3 * time.Second
+
+// HeartbeatInterval is the heartbeat interval of a session timeout: a
+// third of it (Kafka's advice, so a member misses two before it is
+// dropped), at most franz-go's default 3 s.
+func HeartbeatInterval(session time.Duration) time.Duration {
+	return min(session/3, maxHeartbeat)
 }
 
 // Opts are the client options that make a client connect as o says.
@@ -51,6 +68,9 @@ func (o ClientOptions) Opts() []kgo.Opt {
 	}
 	if o.SASL != nil {
 		opts = append(opts, kgo.SASL(o.SASL))
+	}
+	if o.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(HeartbeatInterval(o.SessionTimeout)))
 	}
 	return opts
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/polis-platform/polis/api"
 	"github.com/polis-platform/polis/app"
 	"github.com/polis-platform/polis/rules/sink"
+	"github.com/polis-platform/polis/storage"
 )
 
 // serveFlags binds the flags of `polis serve` (also used by `polis dev`).
@@ -35,13 +36,8 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps the stream topics' records (their retention.ms; compacted and kept-forever topics are never trimmed)")
 	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition of a stream topic by the embedded cluster (retention.bytes; 0: unbounded)")
 	fs.DurationVar(&c.ProducerLinger, "kafka-linger", c.ProducerLinger, "how long the producer waits to fill a batch")
-	fs.StringVar(&c.ClickHouseAddr, "clickhouse", c.ClickHouseAddr, "ClickHouse native protocol address (the secure native port, 9440, with --clickhouse-tls)")
-	fs.StringVar(&c.ClickHouse.User, "clickhouse-username", c.ClickHouse.User, "ClickHouse user (empty: default)")
-	fs.StringVar(&c.ClickHouse.Password, "clickhouse-password", c.ClickHouse.Password, "password of --clickhouse-username (prefer POLIS_CLICKHOUSE_PASSWORD to the command line)")
-	fs.BoolVar(&c.ClickHouse.TLS, "clickhouse-tls", c.ClickHouse.TLS, "connect to ClickHouse over TLS")
-	fs.StringVar(&c.ClickHouse.TLSCAFile, "clickhouse-tls-ca", c.ClickHouse.TLSCAFile, "PEM CA bundle ClickHouse's certificate is checked against (empty: the system's; implies --clickhouse-tls)")
-	fs.StringVar(&c.ClickHouse.TLSServerName, "clickhouse-tls-server-name", c.ClickHouse.TLSServerName, "name ClickHouse's certificate is checked against (empty: the host of --clickhouse; implies --clickhouse-tls)")
-	fs.StringVar(&c.Database, "database", c.Database, "ClickHouse database")
+	fs.DurationVar(&c.KafkaSessionTimeout, "kafka-session-timeout", c.KafkaSessionTimeout, "how long a consumer group member (storage writer, twin, lifecycle writer, alert sinks) may go without a heartbeat before the other instances take its partitions over; heartbeats every third of it, at most 3s (0: franz-go's default, 45s)")
+	clickhouseFlags(fs, &c.ClickHouseAddr, &c.ClickHouse, &c.ClickHouseCluster, &c.Database)
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply schema migrations at start")
 	fs.IntVar(&c.WriterMaxRows, "writer-max-rows", c.WriterMaxRows, "rows per ClickHouse insert batch, at most")
 	fs.DurationVar(&c.WriterMaxWait, "writer-max-wait", c.WriterMaxWait, "longest a row waits before its batch is inserted")
@@ -72,6 +68,19 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
+// clickhouseFlags binds how to reach ClickHouse and the database (`polis
+// serve`, `polis dev` and `polis migrate`).
+func clickhouseFlags(fs *flag.FlagSet, addr *string, co *storage.ConnOptions, cluster, db *string) {
+	fs.StringVar(addr, "clickhouse", *addr, "ClickHouse native protocol address (the secure native port, 9440, with --clickhouse-tls)")
+	fs.StringVar(&co.User, "clickhouse-username", co.User, "ClickHouse user (empty: default)")
+	fs.StringVar(&co.Password, "clickhouse-password", co.Password, "password of --clickhouse-username (prefer POLIS_CLICKHOUSE_PASSWORD to the command line)")
+	fs.BoolVar(&co.TLS, "clickhouse-tls", co.TLS, "connect to ClickHouse over TLS")
+	fs.StringVar(&co.TLSCAFile, "clickhouse-tls-ca", co.TLSCAFile, "PEM CA bundle ClickHouse's certificate is checked against (empty: the system's; implies --clickhouse-tls)")
+	fs.StringVar(&co.TLSServerName, "clickhouse-tls-server-name", co.TLSServerName, "name ClickHouse's certificate is checked against (empty: the host of --clickhouse; implies --clickhouse-tls)")
+	fs.StringVar(cluster, "clickhouse-cluster", *cluster, "ClickHouse cluster (remote_servers) the schema is on: the migrations make each table replicated on every node (TABLE_local ON CLUSTER) under a Distributed TABLE sharded by site (deploy/README.md); empty: one server")
+	fs.StringVar(db, "database", *db, "ClickHouse database")
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -88,6 +97,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	var brokers, level string
 	serveFlags(fs, &cfg, &brokers, &level)
 	check := fs.Bool("check", false, "load and validate every file and flag, print what would run, and exit without listening")
+	debugAddr := fs.String("debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 (empty: off; anyone who reaches it reads the process's internals)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -99,6 +109,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	_, stopDebug, err := startDebug(*debugAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	cfg.Logger, cfg.KafkaBrokers = log, splitList(brokers)
 	p, err := app.Start(ctx, cfg)
 	if err != nil {

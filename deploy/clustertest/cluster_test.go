@@ -376,7 +376,8 @@ func (c *cluster) owners(group string) (members []string, byPart map[int32]strin
 // waitGroups waits until the storage writers and the twins of the live
 // hosts (all but those in gone) are the members of their groups, one each,
 // and own every partition between them. bounded: 3 minutes, which covers
-// a dead member's session timeout (45 s) and a rebalance.
+// a dead member's session timeout (app.DefaultKafkaSessionTimeout, 10 s)
+// and a rebalance.
 func (c *cluster) waitGroups(gone []int) {
 	c.t.Helper()
 	var want []string
