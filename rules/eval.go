@@ -3,6 +3,8 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,8 +51,9 @@ type tracked struct {
 	// another instance); an evaluation that raced with that does nothing.
 	dropped bool
 	// scratch for Point, reused under mu
-	cands, rules []*dsl.Rule
-	ids          []string
+	cands   []*engine.Rule
+	matched []*dsl.Rule
+	sc      engine.Scratch
 }
 
 // index is the dispatch table, swapped whole when the rules change.
@@ -64,6 +67,90 @@ type index struct {
 	timer map[string][]*dsl.Rule
 	// province is every metric some rule reads through province_avg.
 	province map[string]bool
+
+	// set is the engine's rules the plans hold handles of.
+	set *engine.RuleSet
+	// plans[type][metric] is candidates(type, metric), resolved once per
+	// rule change rather than per point; other holds the plans of the
+	// types no rule names. A metric without a plan reads the "" plan.
+	plans map[string]map[string]*plan
+	other map[string]*plan
+}
+
+// plan is the rules a point of one (asset type, metric) may change, in
+// dispatch order, with their engine handles. Their asset types match by
+// construction; only the rules with a site condition (regions, sites,
+// site labels) are matched per point.
+type plan struct {
+	rules []*dsl.Rule
+	eng   []*engine.Rule
+	// bySite[i]: rules[i] has a site condition. siteFree: none has, so
+	// eng is the list as is.
+	bySite   []bool
+	siteFree bool
+}
+
+// newPlan resolves rules into a plan with set's handles. A rule that set lacks
+// (a concurrent SetRules installed other rules) gets a handle with its id
+// only, and complete is false.
+func newPlan(rules []*dsl.Rule, set *engine.RuleSet) (p *plan, complete bool) {
+	p = &plan{rules: rules, eng: make([]*engine.Rule, len(rules)), bySite: make([]bool, len(rules)), siteFree: true}
+	complete = true
+	for i, r := range rules {
+		er, ok := set.Rule(r.ID)
+		if !ok {
+			er, complete = &engine.Rule{ID: r.ID}, false
+		}
+		p.eng[i] = er
+		s := &r.Scope
+		p.bySite[i] = len(s.Regions) > 0 || len(s.Sites) > 0 || len(s.SiteLabels) > 0
+		p.siteFree = p.siteFree && !p.bySite[i]
+	}
+	return p, complete
+}
+
+// buildPlans fills x.plans and x.other from x.point with set's handles.
+func (x *index) buildPlans(set *engine.RuleSet) {
+	x.set, x.plans, x.other = set, map[string]map[string]*plan{}, map[string]*plan{}
+	complete := true
+	add := func(dst map[string]*plan, typ string, metrics map[string][]*dsl.Rule) {
+		for _, m := range append(slices.Collect(maps.Keys(metrics)), "") {
+			if dst[m] == nil {
+				p, ok := newPlan(x.candidates(nil, typ, m), set)
+				dst[m], complete = p, complete && ok
+			}
+		}
+	}
+	// A type no rule names gets the rules of any type: the candidates of
+	// a type absent from x.point (not of "", which would list them twice).
+	const unnamed = "\x00"
+	add(x.other, unnamed, x.point[""])
+	for typ, metrics := range x.point {
+		if typ == "" {
+			continue
+		}
+		dst := map[string]*plan{}
+		add(dst, typ, metrics)
+		add(dst, typ, x.point[""])
+		x.plans[typ] = dst
+	}
+	if !complete {
+		// Not the engine's current rules: a set that is never current
+		// makes ObserveRules look every handle up by id.
+		x.set = &engine.RuleSet{}
+	}
+}
+
+// plan returns the plan of a point of metric on an asset of type typ.
+func (x *index) plan(typ, metric string) *plan {
+	byMetric, ok := x.plans[typ]
+	if !ok || typ == "" {
+		byMetric = x.other
+	}
+	if p, ok := byMetric[metric]; ok {
+		return p
+	}
+	return byMetric[""]
 }
 
 func newIndex(rules []*dsl.Rule) *index {
@@ -141,7 +228,9 @@ func (e *Evaluator) SetRules(rules []*dsl.Rule) error {
 	if err := e.eng.SetRules(ers); err != nil {
 		return fmt.Errorf("cannot load rules: %w", err)
 	}
-	e.idx.Store(newIndex(rules))
+	x := newIndex(rules)
+	x.buildPlans(e.eng.RuleSet())
+	e.idx.Store(x)
 	return nil
 }
 
@@ -246,28 +335,30 @@ func (e *Evaluator) Point(tw Twin, r *record.Record) ([]engine.Notification, err
 		scope = dsl.SiteEnv{ID: t.site.ID, Region: t.site.Region, Province: t.site.Province, Kind: string(t.site.Kind), Labels: t.site.Labels}
 	)
 	for _, p := range r.Points {
-		t.cands = x.candidates(t.cands[:0], t.a.Type, p.Metric)
-		t.ids, t.rules = t.ids[:0], t.rules[:0]
-		for _, rule := range t.cands {
-			if rule.Scope.Match(t.a.Type, &scope) {
-				t.ids = append(t.ids, rule.ID)
-				t.rules = append(t.rules, rule)
+		pl := x.plan(t.a.Type, p.Metric)
+		rules, matched := pl.eng, pl.rules
+		if !pl.siteFree {
+			t.cands, t.matched = t.cands[:0], t.matched[:0]
+			for i, rule := range pl.rules {
+				if !pl.bySite[i] || rule.Scope.Match(t.a.Type, &scope) {
+					t.cands, t.matched = append(t.cands, pl.eng[i]), append(t.matched, rule)
+				}
 			}
+			rules, matched = t.cands, t.matched
 		}
-		matched, rules := t.ids, t.rules
-		if len(matched) == 0 {
+		if len(rules) == 0 {
 			continue
 		}
 		ts := time.UnixMilli(p.TS)
 		if env == nil {
-			env = e.env(t, tw, ts, rules)
+			env = e.env(t, tw, ts, matched)
 		} else if len(x.province) > 0 {
-			e.fillProvince(env, t, ts, rules)
+			e.fillProvince(env, t, ts, matched)
 		}
 		env.Metric, env.Value, env.TS = p.Metric, p.Value, ts
-		e.evals.Add(uint64(len(matched)))
-		ns, err := e.eng.Observe(engine.Eval{Site: r.Site, Asset: r.Asset, AssetType: t.a.Type, Metric: p.Metric,
-			Value: p.Value, TS: ts, Payload: env}, matched...)
+		e.evals.Add(uint64(len(rules)))
+		ns, err := e.eng.ObserveRules(engine.Eval{Site: r.Site, Asset: r.Asset, AssetType: t.a.Type, Metric: p.Metric,
+			Value: p.Value, TS: ts, Payload: env}, x.set, rules, &t.sc)
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -22,11 +22,16 @@ type Program struct {
 	Uses   Uses
 	prog   *vm.Program
 	vms    sync.Pool // *vm.VM: a VM reuses its stack between runs
+	// fast is the condition as a threshold (fast.go), nil for other shapes.
+	fast *threshold
 }
 
 // Eval runs the condition on env. The history and time functions use
 // env.TS as now, never the wall clock.
 func (p *Program) Eval(env *Env) (bool, error) {
+	if p.fast != nil {
+		return p.fast.eval(env), nil
+	}
 	v, err := p.run(env)
 	if err != nil {
 		return false, err
@@ -119,7 +124,11 @@ func compile(src string, asBool bool, w where, metrics map[string]bool) (*Progra
 	if pe := lint(prog.Node(), src, w, metrics); pe != nil {
 		return nil, pe
 	}
-	return &Program{Source: src, prog: prog, Uses: analyze(prog.Node())}, nil
+	p := &Program{Source: src, prog: prog, Uses: analyze(prog.Node())}
+	if t, ok := thresholdOf(prog.Node()); ok && asBool {
+		p.fast = &t
+	}
+	return p, nil
 }
 
 // topNames are the names a rule may use bare.

@@ -35,6 +35,9 @@ type Options struct {
 	Metrics []string
 	// AnyMetric turns the metric-name check off (a fleet with custom devices).
 	AnyMetric bool
+	// VMOnly runs every condition on the expr VM, thresholds included
+	// (see fast.go): the general path, for tests that compare both.
+	VMOnly bool
 }
 
 // Position is where something is in a rule file; Line and Col are 1-based.
@@ -159,6 +162,7 @@ type loader struct {
 	name    string
 	lines   []string
 	metrics map[string]bool
+	vmOnly  bool
 	errs    ErrorList
 	rule    string // id of the rule being read
 	ids     map[string]Position
@@ -198,7 +202,7 @@ func Load(name string, src []byte, opts Options) (*File, error) {
 
 // parse reads src as YAML; root is nil when it is not.
 func parse(name string, src []byte, opts Options, want string) (*loader, *yaml.Node) {
-	l := &loader{name: name, ids: map[string]Position{}}
+	l := &loader{name: name, ids: map[string]Position{}, vmOnly: opts.VMOnly}
 	l.Walker = yamlpos.Walker{Report: l.errAt, Kind: "rule files"}
 	if !opts.AnyMetric {
 		ms := opts.Metrics
@@ -462,6 +466,10 @@ func (l *loader) program(n *yaml.Node, asBool bool, what string) *Program {
 	p, pe := compile(src, asBool, w, metrics)
 	if pe != nil {
 		l.errAt(pe.line, pe.col, what+": "+pe.msg)
+		return p
+	}
+	if l.vmOnly {
+		p.fast = nil
 	}
 	return p
 }

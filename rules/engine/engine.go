@@ -170,7 +170,7 @@ type alert struct {
 // Engine holds rules, alerts and silences.
 type Engine struct {
 	opts     Options
-	rules    atomic.Pointer[map[string]*Rule]
+	rules    atomic.Pointer[RuleSet]
 	silences atomic.Pointer[map[string]*silence] // copied on write
 	smu      sync.Mutex                          // serialises silence writers
 	shards   []*shard
@@ -185,18 +185,21 @@ type Engine struct {
 // shard never looks at another; the lock is per shard so that points of
 // different sites are applied in parallel.
 type shard struct {
-	e         *Engine
-	mu        sync.Mutex
-	alerts    map[alertKey]*alert
-	byFP      map[string]*alert
-	assets    map[assetKey]time.Time  // newest event time per asset
-	series    map[seriesKey]time.Time // newest event time per asset and metric
-	perAsset  map[assetKey]int        // alerts kept per asset: most assets have none, which spares a lookup per rule
-	siteDown  map[string]string       // site -> fingerprint of the site-down alert
-	grace     map[string]grace        // site -> site alert resolved, holding for InhibitGrace
-	watermark time.Time               // last Tick
-	dirty     []*alert                // alerts that emitted since the last collect
-	forgotten []Forgotten             // for TakeForgotten
+	e      *Engine
+	mu     sync.Mutex
+	alerts map[alertKey]*alert
+	byFP   map[string]*alert
+	assets map[assetKey]time.Time  // newest event time per asset
+	series map[seriesKey]time.Time // newest event time per asset and metric
+	// perAsset: the asset's alerts by rule id. Most assets have none, which
+	// spares a lookup per rule; the others look a rule up by its id alone,
+	// cheaper to hash than the three strings of an alertKey.
+	perAsset  map[assetKey]map[string]*alert
+	siteDown  map[string]string // site -> fingerprint of the site-down alert
+	grace     map[string]grace  // site -> site alert resolved, holding for InhibitGrace
+	watermark time.Time         // last Tick
+	dirty     []*alert          // alerts that emitted since the last collect
+	forgotten []Forgotten       // for TakeForgotten
 }
 
 type grace struct {
@@ -221,13 +224,13 @@ func New(opts Options) *Engine {
 			byFP:     make(map[string]*alert),
 			assets:   make(map[assetKey]time.Time),
 			series:   make(map[seriesKey]time.Time),
-			perAsset: make(map[assetKey]int),
+			perAsset: make(map[assetKey]map[string]*alert),
 			siteDown: make(map[string]string),
 			grace:    make(map[string]grace),
 		}
 	}
-	noRules, noSilences := map[string]*Rule{}, map[string]*silence{}
-	e.rules.Store(&noRules)
+	noSilences := map[string]*silence{}
+	e.rules.Store(&RuleSet{byID: map[string]*Rule{}})
 	e.silences.Store(&noSilences)
 	return e
 }
@@ -268,7 +271,7 @@ func (e *Engine) SetRules(rules []Rule) error {
 		}
 		m[r.ID] = &r
 	}
-	old := *e.rules.Swap(&m)
+	old := e.rules.Swap(&RuleSet{byID: m}).byID
 	var retired []Notification
 	for _, s := range e.shards {
 		s.mu.Lock()
@@ -320,6 +323,29 @@ func alertLabels(r *Rule, site, asset string) map[string]string {
 	return l
 }
 
+// RuleSet is the rules one SetRules installed. Its *Rule handles let a
+// caller that evaluates the same rules on every point (the rules service)
+// pass them to ObserveRules without a lookup by id per rule and point.
+type RuleSet struct {
+	byID map[string]*Rule
+}
+
+// Rule returns the handle of the rule with that id.
+func (s *RuleSet) Rule(id string) (*Rule, bool) {
+	r, ok := s.byID[id]
+	return r, ok
+}
+
+// RuleSet returns the current rules; it is replaced, not changed, by the
+// next SetRules.
+func (e *Engine) RuleSet() *RuleSet { return e.rules.Load() }
+
+// Scratch is memory that ObserveRules reuses between calls instead of
+// allocating per point. A Scratch must not be used by two calls at once.
+type Scratch struct {
+	res []result
+}
+
 type result struct {
 	r            *Rule
 	cond, clears bool
@@ -331,7 +357,7 @@ type result struct {
 // doc). An error from Cond or Clear skips that rule; the others still run
 // and the errors come back joined.
 func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
-	rules := *e.rules.Load()
+	rules := e.rules.Load().byID
 	var buf [4]result
 	res := buf[:0]
 	var errs []error
@@ -341,21 +367,58 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 			errs = append(errs, fmt.Errorf("cannot observe: unknown rule %q", id))
 			continue
 		}
-		cond, err := r.Cond(ev)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cannot evaluate rule %q on %s/%s: %w", id, ev.Site, ev.Asset, err))
-			continue
-		}
-		clears := !cond
-		if !cond && r.Clear != nil {
-			if clears, err = r.Clear(ev); err != nil {
-				errs = append(errs, fmt.Errorf("cannot evaluate clear of rule %q on %s/%s: %w", id, ev.Site, ev.Asset, err))
+		res, errs = evaluate(ev, r, res, errs)
+	}
+	return e.apply(ev, res, errs)
+}
+
+// ObserveRules is Observe with the rules given as handles of set (from
+// RuleSet) and with sc's memory reused: what Observe(ev, ids...) does,
+// without a map lookup per rule. If SetRules replaced set meanwhile, each
+// rule is looked up again by id, as Observe would.
+func (e *Engine) ObserveRules(ev Eval, set *RuleSet, rules []*Rule, sc *Scratch) ([]Notification, error) {
+	res := sc.res[:0]
+	var errs []error
+	if cur := e.rules.Load(); cur != set {
+		for _, old := range rules {
+			r := cur.byID[old.ID]
+			if r == nil {
+				errs = append(errs, fmt.Errorf("cannot observe: unknown rule %q", old.ID))
 				continue
 			}
+			res, errs = evaluate(ev, r, res, errs)
 		}
-		res = append(res, result{r, cond, clears})
+	} else {
+		for _, r := range rules {
+			if r.Cond == nil { // not a handle of set: SetRules refuses such a rule
+				errs = append(errs, fmt.Errorf("cannot observe: unknown rule %q", r.ID))
+				continue
+			}
+			res, errs = evaluate(ev, r, res, errs)
+		}
 	}
+	sc.res = res[:0]
+	return e.apply(ev, res, errs)
+}
 
+// evaluate runs a rule's Cond (and Clear when Cond is false) on ev.
+func evaluate(ev Eval, r *Rule, res []result, errs []error) ([]result, []error) {
+	cond, err := r.Cond(ev)
+	if err != nil {
+		return res, append(errs, fmt.Errorf("cannot evaluate rule %q on %s/%s: %w", r.ID, ev.Site, ev.Asset, err))
+	}
+	clears := !cond
+	if !cond && r.Clear != nil {
+		if clears, err = r.Clear(ev); err != nil {
+			return res, append(errs, fmt.Errorf("cannot evaluate clear of rule %q on %s/%s: %w", r.ID, ev.Site, ev.Asset, err))
+		}
+	}
+	return append(res, result{r, cond, clears}), errs
+}
+
+// apply steps the alerts of the evaluated rules, in order, under the
+// site's shard lock.
+func (e *Engine) apply(ev Eval, res []result, errs []error) ([]Notification, error) {
 	s := e.shardOf(ev.Site)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,13 +438,12 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 	}
 	var out []Notification
 	late := false
-	kept := s.perAsset[ak] > 0
+	byRule := s.perAsset[ak]
 	for _, x := range res {
-		if !kept && !x.cond && x.r.NoDataAfter == 0 {
+		if byRule == nil && !x.cond && x.r.NoDataAfter == 0 {
 			continue // the common case: nothing to remember
 		}
-		k := alertKey{x.r.ID, ev.Site, ev.Asset}
-		a := s.alerts[k]
+		a := byRule[x.r.ID]
 		if a == nil {
 			if !x.cond && x.r.NoDataAfter == 0 {
 				continue
@@ -391,10 +453,7 @@ func (e *Engine) Observe(ev Eval, ruleIDs ...string) ([]Notification, error) {
 				RuleID:      x.r.ID, Site: ev.Site, Asset: ev.Asset,
 				Severity: x.r.Severity, Labels: alertLabels(x.r, ev.Site, ev.Asset),
 			}}
-			s.alerts[k] = a
-			s.byFP[a.Fingerprint] = a
-			s.perAsset[ak]++
-			kept = true
+			byRule = s.add(alertKey{x.r.ID, ev.Site, ev.Asset}, a)
 		}
 		if ev.Timer {
 			// A point from the future (a device clock ahead) already decided;

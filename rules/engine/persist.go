@@ -76,7 +76,7 @@ func (e *Engine) TakeForgotten() []Forgotten {
 // evaluated (when their partition is gained); silences should be in place
 // already, since the flags are recomputed from them.
 func (e *Engine) Restore(saved []Saved) (restored int, skipped []string) {
-	rules := *e.rules.Load()
+	rules := e.rules.Load().byID
 	for i := range saved {
 		sv := &saved[i]
 		r := rules[sv.RuleID]
@@ -95,9 +95,7 @@ func (e *Engine) Restore(saved []Saved) (restored int, skipped []string) {
 			a.Fingerprint = Fingerprint(sv.RuleID, sv.Site, sv.Asset)
 			a.Severity, a.Labels = r.Severity, alertLabels(r, sv.Site, sv.Asset)
 			a.Silenced, a.InhibitedBy = false, ""
-			s.alerts[k] = a
-			s.byFP[a.Fingerprint] = a
-			s.perAsset[assetKey{sv.Site, sv.Asset}]++
+			s.add(k, a)
 			if r.SiteDown && isOpen(a.State) && s.siteDown[sv.Site] == "" {
 				s.siteDown[sv.Site] = a.Fingerprint
 			}

@@ -17,9 +17,26 @@ func (s *shard) remove(k alertKey, a *alert) {
 	delete(s.alerts, k)
 	delete(s.byFP, a.Fingerprint)
 	ak := assetKey{k.site, k.asset}
-	if s.perAsset[ak]--; s.perAsset[ak] <= 0 {
-		delete(s.perAsset, ak)
+	if byRule := s.perAsset[ak]; byRule != nil {
+		delete(byRule, k.rule)
+		if len(byRule) == 0 {
+			delete(s.perAsset, ak)
+		}
 	}
+}
+
+// add puts a new alert in the shard's maps and returns its asset's alerts.
+func (s *shard) add(k alertKey, a *alert) map[string]*alert {
+	s.alerts[k] = a
+	s.byFP[a.Fingerprint] = a
+	ak := assetKey{k.site, k.asset}
+	byRule := s.perAsset[ak]
+	if byRule == nil {
+		byRule = map[string]*alert{}
+		s.perAsset[ak] = byRule
+	}
+	byRule[k.rule] = a
+	return byRule
 }
 
 func (s *shard) emit(out *[]Notification, a *alert, k Kind, t time.Time, deliver bool) {
@@ -207,7 +224,7 @@ func (s *shard) siteWentDown(a *alert) {
 		return
 	}
 	s.siteDown[a.Site] = a.Fingerprint
-	rules := *s.e.rules.Load()
+	rules := s.e.rules.Load().byID
 	for _, b := range s.alerts {
 		if b.Site == a.Site && b.State != StateInactive && b.State != StateResolved && !isSiteDown(rules, b.RuleID) {
 			b.InhibitedBy = a.Fingerprint
@@ -222,7 +239,7 @@ func (s *shard) siteCameBack(a *alert, t time.Time, out *[]Notification) {
 		return
 	}
 	delete(s.siteDown, a.Site)
-	rules := *s.e.rules.Load()
+	rules := s.e.rules.Load().byID
 	for _, b := range s.alerts {
 		if b != a && b.Site == a.Site && isOpen(b.State) && isSiteDown(rules, b.RuleID) {
 			s.siteDown[a.Site] = b.Fingerprint

@@ -11,7 +11,7 @@ import (
 // reminders and escalations are sent, old resolved alerts are forgotten.
 func (e *Engine) Tick(now time.Time) []Notification {
 	e.expireSilences(now)
-	rules := *e.rules.Load()
+	rules := e.rules.Load().byID
 	e.rmu.Lock()
 	out := e.retired
 	e.retired = nil
