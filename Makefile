@@ -7,7 +7,7 @@ PKGS  := ./...
 # scripts/install-deps puts it there.
 export CHDB_LIB_PATH ?= $(CURDIR)/.cache/chdb/libchdb.so
 
-.PHONY: plugin plugin-test plugin-deps run test test-short deps build vet fmt lint fuzz bench golden loadtest clean
+.PHONY: plugin plugin-test plugin-deps run test test-short deps build vet fmt lint fuzz bench golden loadtest loadtest-full loadtest-spine clean
 
 run: deps build ## install what is missing, then run ClickHouse, the platform and a simulated fleet
 	$(BIN) dev
@@ -47,7 +47,13 @@ GOLDEN_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell git grep -l 'flag.Bool."upd
 golden: ## rewrite every golden file (DDL, decoder fixtures, rule test reports, backtest SVG) from the code
 	$(GO) test $(GOLDEN_PKGS) -update
 
-loadtest: deps build ## end-to-end load test (see docs/benchmarks.md)
+loadtest: deps build ## short full-fleet load test: a small fleet in gateway and direct mode, with the mosquitto reference (report in loadtest/out/fleet)
+	$(GO) run ./loadtest/cmd/fleet -polis $(BIN) -sites 300 -coworking 20 -duration 15s -hold 5s -loads realistic,max $(ARGS)
+
+loadtest-full: deps build ## the whole fleet (4,800 offices, 250 coworking spaces, 46,000+ devices) in both modes, realistic and as fast as possible
+	$(GO) run ./loadtest/cmd/fleet -polis $(BIN) $(ARGS)
+
+loadtest-spine: deps build ## the ingest spine in one process, with the bulk-insert baseline (report in loadtest/out/report.md)
 	$(GO) run ./loadtest/cmd/e2e $(ARGS)
 
 clean:

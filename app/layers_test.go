@@ -56,6 +56,7 @@ var layers = map[string]int{
 	"loadtest/connlat":                     10,
 	"loadtest/cmd/connlat":                 12,
 	"loadtest/cmd/e2e":                     12,
+	"loadtest/cmd/fleet":                   12,
 	"cmd/polis":                            12,
 	"plugins/grafana/cmd/polis-datasource": 12,
 	"deploy":                               12, // tests of the manifests only

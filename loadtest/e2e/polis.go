@@ -430,7 +430,8 @@ type ProfileResult struct {
 	Path      string
 	TopFlat   string
 	TopCum    string
-	Tags      string // CPU by component label
+	Tags      string  // CPU by component label
+	Shares    []Share // CPU by owning module or package (fleet runs)
 	Error     string
 	Duration  time.Duration
 	startedAt time.Time
