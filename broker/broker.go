@@ -64,6 +64,48 @@ type Options struct {
 	IngestTimeout time.Duration
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer
+	// Tuning sizes what mochi keeps per connection; zero fields take
+	// DefaultTuning's.
+	Tuning Tuning
+}
+
+// Tuning sizes mochi's per-connection memory and its work at rest.
+type Tuning struct {
+	// WritesPending is how many packets may wait for a client's write
+	// loop; mochi drops a message to a client whose queue is full.
+	WritesPending int32
+	// ReadBuffer and WriteBuffer size a connection's read buffer and the
+	// threshold of its write batching, in bytes.
+	ReadBuffer, WriteBuffer int
+	// SysInterval is how often mochi publishes $SYS.
+	SysInterval time.Duration
+}
+
+// DefaultTuning is what a zero Tuning field takes.
+func DefaultTuning() Tuning {
+	return Tuning{WritesPending: 1024, ReadBuffer: 1024, WriteBuffer: 2048, SysInterval: time.Second}
+}
+
+// MochiDefaults is mochi v2.7.9's own sizing, for comparison.
+func MochiDefaults() Tuning {
+	return Tuning{WritesPending: 8192, ReadBuffer: 2048, WriteBuffer: 2048, SysInterval: time.Second}
+}
+
+func (t Tuning) orDefaults() Tuning {
+	d := DefaultTuning()
+	if t.WritesPending <= 0 {
+		t.WritesPending = d.WritesPending
+	}
+	if t.ReadBuffer <= 0 {
+		t.ReadBuffer = d.ReadBuffer
+	}
+	if t.WriteBuffer <= 0 {
+		t.WriteBuffer = d.WriteBuffer
+	}
+	if t.SysInterval <= 0 {
+		t.SysInterval = d.SysInterval
+	}
+	return t
 }
 
 // Broker is the embedded MQTT server.
@@ -98,14 +140,19 @@ func New(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("cannot use service account %d: %w", i+1, err)
 		}
 	}
+	o.Tuning = o.Tuning.orDefaults()
 	log := o.Logger.With("component", "broker")
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacket
 	caps.MinimumProtocolVersion = 3 // MQTT 3.1 ("MQIsdp"), 3.1.1 and 5, like mosquitto
+	caps.MaximumClientWritesPending = o.Tuning.WritesPending
 	srv := mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		InlineClient: true,
-		Logger:       slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
+		Capabilities:             caps,
+		InlineClient:             true,
+		ClientNetReadBufferSize:  o.Tuning.ReadBuffer,
+		ClientNetWriteBufferSize: o.Tuning.WriteBuffer,
+		SysTopicResendInterval:   int64(max(o.Tuning.SysInterval/time.Second, 1)),
+		Logger:                   slog.New(minLevel{min: mochiLevel(o.Logger), h: o.Logger.Handler()}).With("component", "mochi"),
 	})
 	b := &Broker{o: o, srv: srv, log: log, m: newMetrics(o.Registerer, srv)}
 	h := &hook{b: b, principals: map[*mqtt.Client]*principal{}, sessions: map[string]*session{}}

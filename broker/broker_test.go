@@ -45,7 +45,7 @@ type stack struct {
 	brokers []string
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -57,14 +57,25 @@ func newStack(t *testing.T, accounts ...broker.Account) *stack {
 	return newStackWith(t, func(o *broker.Options) { o.Accounts = accounts })
 }
 
-func newStackWith(t *testing.T, configure func(*broker.Options)) *stack {
+func newStackWith(t testing.TB, configure func(*broker.Options)) *stack {
 	t.Helper()
-	return newStackProducer(t, nil, configure)
+	return newStackFleet(t, 0, nil, configure)
 }
 
 // newStackProducer is newStackWith with ingest's producer wrapped by wrap
 // (nil: none).
-func newStackProducer(t *testing.T, wrap func(ingest.Producer) ingest.Producer, configure func(*broker.Options)) *stack {
+func newStackProducer(t testing.TB, wrap func(ingest.Producer) ingest.Producer, configure func(*broker.Options)) *stack {
+	t.Helper()
+	return newStackFleet(t, 0, wrap, configure)
+}
+
+// fleetAsset is the id of the i-th (from 0) extra device newStackFleet
+// registers at siteA.
+func fleetAsset(i int) string { return fmt.Sprintf("env-%d", 100+i) }
+
+// newStackFleet is newStackProducer with fleet more devices registered at
+// siteA (fleetAsset), for tests that hold many connections.
+func newStackFleet(t testing.TB, fleet int, wrap func(ingest.Producer) ingest.Producer, configure func(*broker.Options)) *stack {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(n, a string) (netListener, error) { return listenLoopback(n, a) }),
 		kfake.SeedTopics(4, kafka.Topics()...))
@@ -76,7 +87,13 @@ func newStackProducer(t *testing.T, wrap func(ingest.Producer) ingest.Producer, 
 	r := registry.New()
 	for _, site := range []string{siteA, siteB} {
 		st := &registry.Site{ID: site, Kind: registry.KindPostOffice}
-		for _, a := range []struct{ id, typ string }{{"atm-1", "atm"}, {"env-1", "env"}, {"gw-1", registry.GatewayType}} {
+		assets := []struct{ id, typ string }{{"atm-1", "atm"}, {"env-1", "env"}, {"gw-1", registry.GatewayType}}
+		if site == siteA {
+			for i := range fleet {
+				assets = append(assets, struct{ id, typ string }{fleetAsset(i), "env"})
+			}
+		}
+		for _, a := range assets {
 			sec := credential.New()
 			s.secrets[registry.Username(site, a.id)] = sec
 			st.Assets = append(st.Assets, &registry.Asset{ID: a.id, Type: a.typ, SecretHash: credential.Hash(sec)})

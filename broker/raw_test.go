@@ -34,6 +34,8 @@ type rawConnect struct {
 	keepalive  uint16
 	willTopic  string
 	willMsg    string
+	willRetain bool
+	receiveMax uint16 // MQTT 5 Receive Maximum; 0: not sent (65,535)
 }
 
 // dialRaw connects and returns the client and its CONNACK.
@@ -57,6 +59,10 @@ func dialRaw(t *testing.T, addr string, rc rawConnect) (*rawClient, packets.Pack
 			UsernameFlag: rc.user != "", Username: []byte(rc.user), PasswordFlag: rc.pass != "", Password: []byte(rc.pass)}}
 	if rc.willTopic != "" {
 		pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillQos = true, rc.willTopic, []byte(rc.willMsg), 1
+		pk.Connect.WillRetain = rc.willRetain
+	}
+	if rc.v == 5 && rc.receiveMax > 0 {
+		pk.Properties.ReceiveMaximum = rc.receiveMax
 	}
 	if rc.v == 5 && rc.expiry > 0 {
 		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = rc.expiry, true
