@@ -146,6 +146,12 @@ func New(o Options) (*Broker, error) {
 	caps.MaximumPacketSize = o.MaxPacket
 	caps.MinimumProtocolVersion = 3 // MQTT 3.1 ("MQIsdp"), 3.1.1 and 5, like mosquitto
 	caps.MaximumClientWritesPending = o.Tuning.WritesPending
+	// mochi's default (a day) forces expiry on every retained and queued
+	// message, also those that set none: a device's desired state would
+	// vanish a day after it was published. MQTT's own expiry (an MQTT 5
+	// Message Expiry Interval) still applies; queued messages stay bounded
+	// by the in-flight limit.
+	caps.MaximumMessageExpiryInterval = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		InlineClient:             true,

@@ -346,6 +346,23 @@ func TestConformance_Retained(t *testing.T) {
 			}
 		})
 
+		// An MQTT 5 Message Expiry Interval still ends a retained message
+		// (the broker turns off only the forced expiry of those without).
+		t.Run("message expiry mqttv5", func(t *testing.T) {
+			if out, err := mosq(t, tg, "mosquitto_pub", "wide", "-V", "mqttv5", "-r", "-q", "1", "-t", "t/ret/exp", "-m", "soon gone",
+				"-D", "publish", "message-expiry-interval", "1"); err != nil {
+				t.Fatalf("mosquitto_pub: %v %s", err, out)
+			}
+			out, err := mosq(t, tg, "mosquitto_sub", "sys", "-V", "mqttv5", "-t", "t/ret/exp", "-C", "1", "-W", "3", "-F", "%p")
+			if err != nil || strings.TrimSpace(out) != "soon gone" {
+				t.Fatalf("before expiry: %v %q", err, out)
+			}
+			time.Sleep(3 * time.Second) // past its expiry and a broker sweep
+			if out, _ := mosq(t, tg, "mosquitto_sub", "sys", "-V", "mqttv5", "-t", "t/ret/exp", "-C", "1", "-W", "2", "-F", "%p"); strings.Contains(out, "soon gone") {
+				t.Fatalf("an expired retained message was delivered: %q", out)
+			}
+		})
+
 		t.Run("cleared", func(t *testing.T) {
 			if out, err := mosq(t, tg, "mosquitto_pub", "wide", "-r", "-n", "-q", "1", "-t", "t/ret/a"); err != nil {
 				t.Fatalf("mosquitto_pub -r -n: %v %s", err, out)
