@@ -17,10 +17,11 @@ import (
 // Defaults of Options.
 const (
 	// DefaultBuildEvery: a build of the whole programme (5,050 sites,
-	// about 46,000 assets) takes tens of milliseconds when few sites
-	// changed (docs: /tmp/bench-progress.md, BenchmarkBuild), so a few
-	// seconds keeps "working now" current for a fraction of a core.
-	DefaultBuildEvery   = 5 * time.Second
+	// about 46,000 assets) takes about 125 ms of CPU (docs/benchmarks.md,
+	// BenchmarkBuild); every 30 s keeps "working now" current for a
+	// public page at a few thousandths of a core (every 5 s it was 11% of
+	// an idle platform's CPU in the full-fleet load test).
+	DefaultBuildEvery   = 30 * time.Second
 	DefaultHistoryEvery = time.Minute
 	DefaultEnergyEvery  = 5 * time.Minute
 	DefaultQueryTimeout = 30 * time.Second
