@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -326,5 +327,48 @@ func TestRun_IntervalsAllSilent(t *testing.T) {
 	// And the workers woke about as often: when a device was due.
 	if n, most := r.wakes.Load(), uint64(20*len(creds)); n > most || n == 0 {
 		t.Errorf("the workers woke %d times for %d devices in 1.2 s; want 1 to %d", n, len(creds), most)
+	}
+}
+
+// A run with a Gate publishes nothing until the gate opens, then publishes.
+func TestRun_Gate(t *testing.T) {
+	broker, rec := startBroker(t)
+	_, creds := fleet(t, 2, 0)
+	open := make(chan struct{})
+	var atOpen atomic.Int64
+	atOpen.Store(-1)
+	gate := func(ctx context.Context) error {
+		// Let the gate stay shut a while: nothing may be published meanwhile.
+		time.Sleep(500 * time.Millisecond)
+		atOpen.Store(int64(len(rec.data())))
+		close(open)
+		return nil
+	}
+	progress := &lineWriter{}
+	st, err := Run(context.Background(), Options{Broker: broker, Credentials: creds, QoS: 1, Messages: 30,
+		Gate: gate, Progress: progress})
+	if err != nil || st.Sent != 30 || st.Errors != 0 {
+		t.Fatalf("run: %+v, %v", st, err)
+	}
+	<-open
+	if n := atOpen.Load(); n != 0 {
+		t.Errorf("the broker had %d data messages when the gate opened; want none", n)
+	}
+	if !strings.Contains(progress.String(), "simulate: holding "+fmt.Sprint(len(creds))+" connections until the start signal\n") {
+		t.Errorf("no holding line in %q", progress.String())
+	}
+	if len(rec.data()) == 0 {
+		t.Error("nothing published after the gate opened")
+	}
+
+	// A gate that fails ends the run with its error, publishing nothing.
+	broker2, rec2 := startBroker(t)
+	_, err = Run(context.Background(), Options{Broker: broker2, Credentials: creds, QoS: 1, Messages: 5,
+		Gate: func(context.Context) error { return errors.New("no signal") }})
+	if err == nil || !strings.Contains(err.Error(), "no signal") {
+		t.Errorf("failed gate: %v", err)
+	}
+	if n := len(rec2.data()); n != 0 {
+		t.Errorf("%d data messages after a failed gate", n)
 	}
 }

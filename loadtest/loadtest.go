@@ -83,6 +83,11 @@ type Options struct {
 	// are up, before the first publish: a broker's memory per connection
 	// and idle CPU are measured then. Duration starts after it.
 	Hold time.Duration
+	// Gate, if set, is called once the connections are up (and Hold is
+	// over); publishing starts when it returns nil, and a run whose Gate
+	// fails ends with its error. Simulators in several processes start
+	// together this way (polis simulate --start-when FILE).
+	Gate func(ctx context.Context) error
 	// SourceAddrs are the local addresses connections are dialled from, in
 	// turn: one source address has only ~28,000 ephemeral ports towards
 	// one broker address (127.0.0.2, 127.0.0.3, ... are all loopback on
@@ -337,6 +342,17 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	r.log.Info("connected", "connections", len(up), "of", len(r.conns), "took", time.Since(connectStart))
 	if r.opts.Hold > 0 && ctx.Err() == nil {
 		r.hold(ctx, len(up))
+	}
+	if r.opts.Gate != nil && ctx.Err() == nil {
+		// A parent process waits for this line too: connected, waiting.
+		r.printf("simulate: holding %d connections until the start signal\n", len(up))
+		if err := r.opts.Gate(ctx); err != nil {
+			r.disconnect()
+			if ctx.Err() != nil {
+				return r.stats(0), nil
+			}
+			return r.stats(0), fmt.Errorf("cannot start publishing: %w", err)
+		}
 	}
 	// Duration is the publishing phase: connecting thousands of devices
 	// takes a while and is not load.

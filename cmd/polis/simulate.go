@@ -33,6 +33,7 @@ type simulateFlags struct {
 	// Standalone only, for a harness running simulators as child
 	// processes.
 	hold        time.Duration
+	startWhen   string // file whose existence starts publishing
 	sourceAddrs string // comma-separated
 	stats       string // file for the run's statsFile
 }
@@ -48,6 +49,7 @@ func (s *simulateFlags) bind(fs *flag.FlagSet, standalone bool) {
 			"registry file: asset types and places, and the lifecycle states only assets on site publish in (none: every device publishes)")
 		fs.StringVar(&s.rollout, "rollout", "", "rollout history to fold over the registry's states (default: "+rolloutFile+" beside --registry, if there)")
 		fs.DurationVar(&s.hold, "hold", 0, "once connected, keep the connections open and silent this long before publishing (--duration starts after it)")
+		fs.StringVar(&s.startWhen, "start-when", "", "once connected (and after --hold), wait until this file exists before publishing: simulators in several processes start together")
 		fs.StringVar(&s.sourceAddrs, "source-addrs", "",
 			"comma-separated local addresses to dial from in turn, e.g. 127.0.0.2,127.0.0.3 (one address has ~28,000 ports towards a broker)")
 		fs.StringVar(&s.stats, "stats", "", "write the run's statistics as JSON to this file at the end")
@@ -85,6 +87,9 @@ func (s *simulateFlags) options(progress io.Writer) (loadtest.Options, error) {
 	o := loadtest.Options{Broker: s.broker, Credentials: creds, Rate: s.rate, Duration: s.duration,
 		Messages: s.messages, QoS: byte(s.qos), Connections: s.connections, UseGateways: s.gateways,
 		Progress: progress, Intervals: s.intervals, Hold: s.hold, SourceAddrs: addrs}
+	if s.startWhen != "" {
+		o.Gate = fileGate(s.startWhen)
+	}
 	if s.registry != "" {
 		if err := s.lifecycleFrom(&o, progress, time.Now()); err != nil {
 			return loadtest.Options{}, err
@@ -217,4 +222,26 @@ func writeStats(path string, st loadtest.Stats, rate float64, runErr error) erro
 		return fmt.Errorf("cannot write the run's statistics: %w", err)
 	}
 	return nil
+}
+
+// fileGate opens when path exists (a parent process creates it).
+func fileGate(path string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			_, err := os.Stat(path)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("cannot wait for --start-when %s: %w", path, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
 }

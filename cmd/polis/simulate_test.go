@@ -28,10 +28,26 @@ type remoteRecorder struct {
 	mqtt.HookBase
 	mu      sync.Mutex
 	remotes []string
+	data    int // telemetry and event publishes
 }
 
 func (h *remoteRecorder) ID() string           { return "remote-recorder" }
-func (h *remoteRecorder) Provides(b byte) bool { return b == mqtt.OnConnect }
+func (h *remoteRecorder) Provides(b byte) bool { return b == mqtt.OnConnect || b == mqtt.OnPublish }
+func (h *remoteRecorder) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if strings.HasSuffix(pk.TopicName, "/telemetry") || strings.HasSuffix(pk.TopicName, "/events") {
+		h.mu.Lock()
+		h.data++
+		h.mu.Unlock()
+	}
+	return pk, nil
+}
+
+// count is the telemetry and event publishes seen so far.
+func (h *remoteRecorder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.data
+}
 func (h *remoteRecorder) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -216,3 +232,61 @@ func TestSimulate_BadFlags(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// --start-when holds a connected simulator until its file exists.
+func TestSimulate_StartWhen(t *testing.T) {
+	dir := t.TempDir()
+	broker, rec := startMQTT(t)
+	credsPath, creds := writeCreds(t, dir, 2)
+	gate := filepath.Join(dir, "go")
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"simulate", "--broker", broker, "--credentials", credsPath, "--registry", "",
+			"--gateways=false", "--messages", "10", "--rate", "0", "--start-when", gate}, out)
+	}()
+	holding := "simulate: holding " + itoa(len(creds)) + " connections until the start signal\n"
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), holding) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within 30 s:\n%s", holding, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // publishing now would be a bug
+	if n := rec.count(); n != 0 {
+		t.Fatalf("%d messages before the start file existed", n)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("polis simulate: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("simulate did not finish after the start file appeared")
+	}
+	if !strings.Contains(out.String(), "simulate: done: 10 messages") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

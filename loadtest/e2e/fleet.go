@@ -174,11 +174,46 @@ func RunFleet(ctx context.Context, cfg FleetConfig) (*FleetResults, error) {
 				res.problem("%s against mosquitto: %s", sc.Name(), p)
 			}
 		}
+		if err := keepLogs(dir, filepath.Join(cfg.OutDir, "logs", sc.Name())); err != nil {
+			res.problem("cannot keep the logs of %s: %v", sc.Name(), err)
+		}
 		if err := os.WriteFile(filepath.Join(cfg.OutDir, sc.Name()+".svg"), sr.SVG(), 0o644); err != nil {
 			res.problem("cannot write the plots of %s: %v", sc.Name(), err)
 		}
 	}
 	return res, nil
+}
+
+// keepLogs copies a scenario's process logs (the run's temporary
+// directory goes at the end) to dst, keeping their paths: the platform's,
+// the simulators', Kafka's and mosquitto's, not the data directories.
+func keepLogs(src, dst string) error {
+	var paths []string
+	for _, pat := range []string{"*.log", "mosquitto/*/*.log", "mosquitto/*.log"} {
+		m, err := filepath.Glob(filepath.Join(src, pat))
+		if err != nil {
+			return err
+		}
+		paths = append(paths, m...)
+	}
+	for _, path := range paths {
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // group is one platform process's share of the fleet and its simulator.
@@ -241,9 +276,10 @@ func writeCredentials(path string, creds []registry.Credential) error {
 }
 
 // simArgs are `polis simulate`'s arguments for group k of n.
-func simArgs(cfg FleetConfig, sc Scenario, broker, creds, stats string, k, n int, hold time.Duration) []string {
+// They connect, say "simulate: holding", and publish once start exists.
+func simArgs(cfg FleetConfig, sc Scenario, broker, creds, stats, start string, k, n int) []string {
 	args := []string{"simulate", "--broker", broker, "--credentials", creds, "--registry=",
-		"--qos", "1", "--duration", cfg.Duration.String(), "--hold", hold.String(),
+		"--qos", "1", "--duration", cfg.Duration.String(), "--start-when", start,
 		"--gateways=" + strconv.FormatBool(!sc.Direct), "--stats", stats,
 		// Each process dials from its own loopback address, as separate
 		// hosts would; one address has ~28,000 ephemeral ports per broker.

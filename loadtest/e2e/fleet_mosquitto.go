@@ -93,6 +93,7 @@ func runMosquittoFleet(ctx context.Context, cfg FleetConfig, sc Scenario, dir st
 	fmt.Fprintf(cfg.Progress, "fleet: %s: the same simulators against %d mosquitto process(es)\n", sc.Name(), len(groups))
 	sims := make([]*child, len(groups))
 	stats := make([]string, len(groups))
+	start := filepath.Join(dir, "start")
 	for k, g := range groups {
 		res.Held += g.conns
 		creds := filepath.Join(dir, fmt.Sprintf("credentials-%d.csv", k))
@@ -103,8 +104,8 @@ func runMosquittoFleet(ctx context.Context, cfg FleetConfig, sc Scenario, dir st
 		stats[k] = filepath.Join(dir, fmt.Sprintf("simulate-%d.json", k))
 		c, err := startChild(childSpec{name: fmt.Sprintf("simulator %d (mosquitto)", k+1), comp: compSimulator,
 			log: filepath.Join(dir, fmt.Sprintf("simulate-%d.log", k)), bin: cfg.Polis,
-			args:  simArgs(cfg, sc, brokers[k], creds, stats[k], k, len(groups), time.Second),
-			watch: []string{simPublishing}})
+			args:  simArgs(cfg, sc, brokers[k], creds, stats[k], start, k, len(groups)),
+			watch: []string{simHolding, simPublishing}})
 		if err != nil {
 			res.problem("%v", err)
 			return res
@@ -112,7 +113,15 @@ func runMosquittoFleet(ctx context.Context, cfg FleetConfig, sc Scenario, dir st
 		sims[k] = c
 		kids = append(kids, c)
 	}
-	if err := waitAll(ctx, "connect the simulators to mosquitto", chans(sims, simPublishing), sims, 10*time.Minute); err != nil {
+	if err := waitAll(ctx, "connect the simulators to mosquitto", chans(sims, simHolding), sims, 10*time.Minute); err != nil {
+		res.problem("%v", err)
+		return res
+	}
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		res.problem("cannot start the simulators: %v", err)
+		return res
+	}
+	if err := waitAll(ctx, "start the simulators against mosquitto", chans(sims, simPublishing), sims, time.Minute); err != nil {
 		res.problem("%v", err)
 		return res
 	}
@@ -146,12 +155,7 @@ func runMosquittoFleet(ctx context.Context, cfg FleetConfig, sc Scenario, dir st
 			res.problem("%v", err)
 			continue
 		}
-		res.Stats.Sent += st.Sent
-		res.Stats.Points += st.Points
-		res.Stats.Events += st.Events
-		res.Stats.Errors += st.Errors
-		res.Stats.Acked += st.Acked
-		res.Stats.Elapsed = max(res.Stats.Elapsed, st.Elapsed)
+		addStats(&res.Stats, st)
 	}
 	if s := res.Stats.Elapsed.Seconds(); s > 0 {
 		res.Accepted = float64(res.Stats.Acked) / s

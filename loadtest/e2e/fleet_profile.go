@@ -80,6 +80,11 @@ func ownerOf(s *profile.Sample) string {
 // owner maps a function name to its module or Polis package; ok is false
 // for the standard library.
 func owner(fn string) (string, bool) {
+	// Compiler-made equality and hash functions of a type belong to the
+	// type's package.
+	for _, p := range []string{"type:.hash.", "type:.eq."} {
+		fn = strings.TrimPrefix(fn, p)
+	}
 	// A standard-library path has no dot before its first slash.
 	first, _, slash := strings.Cut(fn, "/")
 	if !slash || !strings.Contains(first, ".") {

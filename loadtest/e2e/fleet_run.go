@@ -211,8 +211,9 @@ func scenarioRun(ctx context.Context, cfg FleetConfig, sc Scenario, dir string, 
 		res.Events = append(res.Events, Event{At: time.Now(), Name: name})
 	}
 
-	// Simulators: connect, hold silent, publish for Duration.
-	hold := cfg.Hold
+	// Simulators: connect, hold silent until the start file exists (so
+	// every process starts together), publish for Duration.
+	startFile := filepath.Join(dir, "start")
 	sims := make([]*child, len(groups))
 	statsPaths := make([]string, len(groups))
 	for k, g := range groups {
@@ -223,7 +224,7 @@ func scenarioRun(ctx context.Context, cfg FleetConfig, sc Scenario, dir string, 
 		statsPaths[k] = filepath.Join(dir, fmt.Sprintf("simulate-%d.json", k))
 		sims[k], err = startChild(childSpec{name: fmt.Sprintf("simulator %d", k+1), comp: compSimulator,
 			log: filepath.Join(dir, fmt.Sprintf("simulate-%d.log", k)), bin: cfg.Polis,
-			args:  simArgs(cfg, sc, "tcp://"+plats[k].mqtt, creds, statsPaths[k], k, len(groups), hold),
+			args:  simArgs(cfg, sc, "tcp://"+plats[k].mqtt, creds, statsPaths[k], startFile, k, len(groups)),
 			watch: []string{simHolding, simPublishing}})
 		if err != nil {
 			return err
@@ -243,30 +244,30 @@ func scenarioRun(ctx context.Context, cfg FleetConfig, sc Scenario, dir string, 
 	if err := waitAll(ctx, "connect the simulators", chans(sims, simHolding), sims, connectBudget); err != nil {
 		return err
 	}
-	event("held")
-	prog("%d connections planned; every simulator holds them for %s", res.Planned, hold)
-	// Every connection is up once the platform counts them all (the
-	// simulators' holds overlap but do not start together).
-	heldBy := time.Now().Add(hold / 2)
+	event("connected")
+	// Every connection is up once the platform counts them all.
+	heldBy := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(heldBy) && smp.connected() < res.Planned {
 		time.Sleep(250 * time.Millisecond)
 	}
-	time.Sleep(min(2*time.Second, hold/4))
+	prog("%d connections planned, %d held; holding them silent for %s", res.Planned, smp.connected(), cfg.Hold)
+	time.Sleep(2 * time.Second) // let the connect storm's work settle
+	event("held")
 	res.Loaded = platformMem(ctx, plats)
 	res.Held = smp.connected()
 	c0 := cpuOf(all, ch)
-	published := chans(sims, simPublishing)
 	select {
-	case <-published[0]:
+	case <-time.After(cfg.Hold):
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(hold + time.Minute):
-		return errors.New("the first simulator did not start publishing after its hold")
 	}
 	c1 := cpuOf(all, ch)
 	res.Hold = c1.at.Sub(c0.at)
 	res.IdleCPU = c1.cores(c0)
-	if err := waitAll(ctx, "start publishing", published, sims, hold+time.Minute); err != nil {
+	if err := os.WriteFile(startFile, nil, 0o644); err != nil {
+		return fmt.Errorf("cannot start the simulators: %w", err)
+	}
+	if err := waitAll(ctx, "start publishing", chans(sims, simPublishing), sims, time.Minute); err != nil {
 		return err
 	}
 	event("publishing")
@@ -349,12 +350,7 @@ func scenarioRun(ctx context.Context, cfg FleetConfig, sc Scenario, dir string, 
 			res.problem("simulator %d: %v", k+1, err)
 			continue
 		}
-		res.Stats.Sent += st.Sent
-		res.Stats.Events += st.Events
-		res.Stats.Points += st.Points
-		res.Stats.Errors += st.Errors
-		res.Stats.Acked += st.Acked
-		res.Stats.Elapsed = max(res.Stats.Elapsed, st.Elapsed)
+		addStats(&res.Stats, st)
 	}
 	res.Expected = res.Stats.Points
 	if secs := res.Stats.Elapsed.Seconds(); secs > 0 {
@@ -438,6 +434,18 @@ func scenarioRun(ctx context.Context, cfg FleetConfig, sc Scenario, dir string, 
 		res.problem("the platform held at most %d of %d connections at once", res.Held, res.Planned)
 	}
 	return nil
+}
+
+// addStats adds one simulator's figures to the sum of several running side
+// by side: the elapsed time is the longest.
+func addStats(sum *loadtest.Stats, st loadtest.Stats) {
+	sum.Sent += st.Sent
+	sum.Events += st.Events
+	sum.Points += st.Points
+	sum.Errors += st.Errors
+	sum.Acked += st.Acked
+	sum.Connections += st.Connections
+	sum.Elapsed = max(sum.Elapsed, st.Elapsed)
 }
 
 func chans(kids []*child, prefix string) []<-chan struct{} {

@@ -32,14 +32,15 @@ type sampler struct {
 	plats []*platform
 	ch    *CHInfo
 
-	mu   sync.Mutex
-	kids []*child
-	ss   []Sample
-	top  map[string]int64
+	mu     sync.Mutex
+	kids   []*child
+	lastOf map[int]map[string]float64 // each platform's last scrape
+	ss     []Sample
+	top    map[string]int64
 }
 
 func newSampler(plats []*platform, kids []*child, ch *CHInfo) *sampler {
-	return &sampler{plats: plats, ch: ch, kids: append([]*child(nil), kids...), top: map[string]int64{}}
+	return &sampler{plats: plats, ch: ch, kids: append([]*child(nil), kids...), top: map[string]int64{}, lastOf: map[int]map[string]float64{}}
 }
 
 func (s *sampler) add(k *child) {
@@ -63,16 +64,22 @@ func (s *sampler) run(ctx context.Context) {
 
 func (s *sampler) take(ctx context.Context) {
 	sm := Sample{At: time.Now(), CPU: map[string]time.Duration{}, RSS: map[string]int64{}}
-	for _, p := range s.plats {
+	for i, p := range s.plats {
 		if p == nil || p.exited() {
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
 		m, err := p.scrape(mctx)
 		cancel()
+		s.mu.Lock()
 		if err != nil {
-			continue
+			// A saturated process may miss a scrape: its last answer
+			// stands, rather than a dip in the plots.
+			m = s.lastOf[i]
+		} else {
+			s.lastOf[i] = m
 		}
+		s.mu.Unlock()
 		sm.Ingested += m[metricIngested]
 		sm.Rows += m[metricRows]
 		sm.Connected += m[metricConnected]

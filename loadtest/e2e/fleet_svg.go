@@ -167,7 +167,12 @@ func renderPlot(title, sub string, panels []plotPanel, marks []plotMark, xmax fl
 			x := sx(m.x)
 			fmt.Fprintf(&b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="#888" stroke-dasharray="3 3"/>`, f1(x), f1(x), f1(top), f1(bot))
 			if i == 0 {
-				fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#555" font-size="10">%s</text>`, f1(x+2), f1(top+10), html.EscapeString(m.name))
+				// Near the right edge the label goes left of its line.
+				tx, anchor := x+2, "start"
+				if x > x1-80 {
+					tx, anchor = x-2, "end"
+				}
+				fmt.Fprintf(&b, `<text x="%s" y="%s" fill="#555" font-size="10" text-anchor="%s">%s</text>`, f1(tx), f1(top+10), anchor, html.EscapeString(m.name))
 			}
 		}
 		lx := x0 + max(260, 7.5*float64(len(p.title)+len(p.unit))+30)

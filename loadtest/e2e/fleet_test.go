@@ -216,6 +216,7 @@ func TestOwner(t *testing.T) {
 		{"github.com/polis-platform/polis/ingest/payload.(*scanner).peek", "polis/ingest/payload", true},
 		{"github.com/polis-platform/polis/broker.(*hook).OnPublish", "polis/broker", true},
 		{"golang.org/x/sys/unix.Syscall", "golang.org/x/sys", true},
+		{"type:.hash.github.com/polis-platform/polis/twin/state.key", "polis/twin/state", true},
 	} {
 		got, ok := owner(tc.fn)
 		if got != tc.want || ok != tc.ok {
