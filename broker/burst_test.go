@@ -27,9 +27,31 @@ func bridgeAccount(t testing.TB) (broker.Account, string) {
 	return broker.Account{Username: "bridge", SecretHash: credential.Hash(sec), Subscribe: []string{"polis/v1/#"}}, sec
 }
 
-// receiveAll reads n PUBLISHes, acknowledging each at QoS 1, and returns
-// their payloads in arrival order; it stops early when nothing comes for d.
-func (cl *rawClient) receiveAll(n int, d time.Duration) []string {
+// receiveAll reads n PUBLISHes and returns their payloads and the packet
+// ids of those at QoS 1, without acknowledging any: the caller acks them
+// once the publisher is done (see the deadlock note below).
+func (cl *rawClient) receiveAll(n int, d time.Duration) (got []string, ids []uint16) {
+	cl.t.Helper()
+	for len(got) < n {
+		pk, err := cl.read(d)
+		if err != nil {
+			cl.t.Logf("stopped reading after %d of %d messages: %v", len(got), n, err)
+			return got, ids
+		}
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if pk.FixedHeader.Qos == 1 {
+			ids = append(ids, pk.PacketID)
+		}
+		got = append(got, string(pk.Payload))
+	}
+	return got, ids
+}
+
+// receiveAcking reads n PUBLISHes, acknowledging each at QoS 1 as it
+// comes, and returns their payloads.
+func (cl *rawClient) receiveAcking(n int, d time.Duration) []string {
 	cl.t.Helper()
 	var got []string
 	for len(got) < n {
@@ -79,9 +101,18 @@ func TestWritesPending_BurstWithinReceiveMaximum(t *testing.T) {
 		}
 		published <- nil
 	}()
-	got := sub.receiveAll(burst, 5*time.Second)
+	// The subscriber acknowledges only after the burst: a packet from it
+	// while the platform publishes to it can deadlock mochi v2.7.9
+	// (Inflight.NextImmediate takes the read lock twice; a publisher's
+	// Inflight.Set between the two waits for ever, and so does the
+	// connection: docs/upstream/mochi-v2.7.9-inflight-rlock-deadlock.patch).
+	// The window is the receive maximum, so no ack is needed to get it all.
+	got, ids := sub.receiveAll(burst, 5*time.Second)
 	if err := <-published; err != nil {
 		t.Fatal(err)
+	}
+	for _, id := range ids {
+		sub.ack(packets.Puback, id)
 	}
 	if len(got) != burst {
 		t.Fatalf("got %d of %d messages", len(got), burst)
@@ -124,7 +155,8 @@ func TestConformance_RetainedBurst(t *testing.T) {
 			if codes := sub.subscribe(1, map[string]byte{"t/rb/+": 1}); len(codes) != 1 || codes[0] != 1 {
 				t.Fatalf("SUBACK %v", codes)
 			}
-			got := sub.receiveAll(n, 3*time.Second)
+			// Nothing else publishes to it: acking as it reads is safe.
+			got := sub.receiveAcking(n, 3*time.Second)
 			t.Logf("MQTT v%d: %d of %d retained messages", v, len(got), n)
 			if len(got) < mosquittoQueue {
 				t.Errorf("MQTT v%d: %d of %d retained messages; want at least %d, as mosquitto", v, len(got), n, mosquittoQueue)
