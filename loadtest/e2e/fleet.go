@@ -75,6 +75,7 @@ type FleetConfig struct {
 	Self             string        // this command's binary, re-run as the Kafka process
 	ClickHouse       string        // host:port of a running server; empty starts a private one
 	RulesDir         string
+	ServeArgs        []string // more flags for every polis serve, e.g. --kafka-linger 2ms
 	SkipMosquitto    bool
 	Mosquitto        string
 	DrainTimeout     time.Duration

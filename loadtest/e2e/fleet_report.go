@@ -21,6 +21,9 @@ func (r *FleetResults) Markdown() string {
 		fmt.Fprintf(&b, "**mosquitto:** %s  \n", orUnknown(r.Mosquitto))
 	}
 	fmt.Fprintf(&b, "**Command:** `%s`  \n**Took:** %s\n\n", c.CommandLine, r.Took.Round(time.Second))
+	if len(c.ServeArgs) > 0 {
+		fmt.Fprintf(&b, "Every `polis serve` also had `%s`.\n\n", strings.Join(c.ServeArgs, " "))
+	}
 	fmt.Fprintf(&b, "Fleet: `registry.Generate` with %s post offices and %s coworking spaces (seed 1): %s sites, %s assets, %s gateways. "+
 		"Each scenario starts its own Kafka-protocol cluster (the platform's embedded kfake, in a process of its own), "+
 		"as many `polis serve` processes as the connections need (at most %s each: one process may hold only `ulimit -Hn` sockets, 20,000 here), "+

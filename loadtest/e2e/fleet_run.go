@@ -473,6 +473,7 @@ func startPlatform(cfg FleetConfig, dir string, k int, kafkaAddr, chAddr, db, re
 	args := []string{"serve", "--kafka-brokers", kafkaAddr, "--clickhouse", chAddr, "--database", db,
 		"--mqtt-addr", p.mqtt, "--http-addr", p.http, "--http-advertise", p.http,
 		"--registry", regPath, "--data-dir", data, "--rules", cfg.RulesDir, "--log-level", "warn"}
+	args = append(args, cfg.ServeArgs...)
 	if debug {
 		p.debug = "127.0.0.1:" + strconv.Itoa(ports[2])
 		args = append(args, "--debug-addr", p.debug)

@@ -50,6 +50,7 @@ func run() (int, error) {
 	fs.StringVar(&cfg.Polis, "polis", "", "polis binary (default: built from ./cmd/polis into a temporary directory)")
 	fs.StringVar(&cfg.ClickHouse, "clickhouse", "", "host:port of a running ClickHouse (native protocol); empty starts a private one")
 	fs.StringVar(&cfg.RulesDir, "rules", "", "directory of alert rules the platform evaluates (e.g. rules/pack); empty: none")
+	serveArgs := fs.String("serve-args", "", `more flags for every polis serve, space-separated (e.g. "--kafka-linger 2ms")`)
 	fs.BoolVar(&cfg.SkipMosquitto, "skip-mosquitto", false, "skip the mosquitto reference runs")
 	fs.StringVar(&cfg.Mosquitto, "mosquitto", e2e.DefaultMosquitto, "mosquitto binary for the reference runs")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", e2e.DefaultDrainTimeout, "how long to wait for every published point to be queryable")
@@ -64,6 +65,7 @@ func run() (int, error) {
 	if fs.NArg() > 0 {
 		return 0, fmt.Errorf("cannot parse arguments: unexpected %q", fs.Args())
 	}
+	cfg.ServeArgs = strings.Fields(*serveArgs)
 	var err error
 	if cfg.Scenarios, err = scenarios(*modes, *loads); err != nil {
 		return 0, err
