@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -134,7 +135,7 @@ func scenarios(modes, loads string) ([]e2e.Scenario, error) {
 			case "max":
 			default:
 				r, err := strconv.ParseFloat(l, 64)
-				if err != nil || r <= 0 {
+				if err != nil || !(r > 0) || math.IsInf(r, 0) {
 					return nil, fmt.Errorf("cannot parse -loads: %q is not realistic, max or a positive rate", l)
 				}
 				sc.Rate = r
