@@ -53,6 +53,9 @@ func Check(cfg Config, w io.Writer) error {
 	if err != nil {
 		bad(err)
 	}
+	if cfg.KafkaFetchWait < 0 || cfg.KafkaFetchWait > 30*time.Second {
+		bad(fmt.Errorf("--kafka-fetch-wait %s: want 0 to 30s", cfg.KafkaFetchWait))
+	}
 	if cfg.KafkaSessionTimeout < 0 {
 		bad(fmt.Errorf("--kafka-session-timeout %s: must not be negative (0: franz-go's default, 45s)", cfg.KafkaSessionTimeout))
 	}
@@ -141,7 +144,7 @@ func Check(cfg Config, w io.Writer) error {
 	}
 	f("  clickhouse             %s, database %s, migrate %t%s", chConn, cfg.Database, cfg.Migrate, optional(", cluster ", cfg.ClickHouseCluster))
 	f("  storage writer         batches of up to %d rows, %s; rollups every %s", cfg.WriterMaxRows, cfg.WriterMaxWait, cfg.WriterRollupEvery)
-	f("  kafka producer         linger %s; consumer groups' session timeout %s", cfg.ProducerLinger, sessionTimeout(cfg.KafkaSessionTimeout))
+	f("  kafka producer         linger %s; consumer groups' session timeout %s; fetches wait up to %s for 1 MiB", cfg.ProducerLinger, sessionTimeout(cfg.KafkaSessionTimeout), cfg.KafkaFetchWait)
 	f("  lifecycle follower     polis.lifecycle.v1, folded into the lifecycle tracker")
 	f("  lifecycle writer       polis.lifecycle.v1 into ClickHouse's lifecycle_events")
 	if cfg.RulesDir != "" {

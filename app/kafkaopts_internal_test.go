@@ -57,6 +57,36 @@ func TestKafkaClientOptions_SessionTimeout(t *testing.T) {
 	}
 }
 
+// --kafka-fetch-wait reaches every consumer: a fetch waits up to it for a
+// megabyte; 0 keeps franz-go's defaults (answer at the first byte).
+func TestKafkaClientOptions_FetchWait(t *testing.T) {
+	if d := Defaults().KafkaFetchWait; d != 200*time.Millisecond {
+		t.Fatalf("default fetch wait %s; want 200ms", d)
+	}
+	for _, tc := range []struct {
+		wait, wantWait time.Duration
+		wantMin        int32
+	}{
+		{0, 5 * time.Second, 1}, // franz-go's defaults
+		{DefaultKafkaFetchWait, 200 * time.Millisecond, 1 << 20},
+		{time.Second, time.Second, 1 << 20},
+	} {
+		cfg := Defaults()
+		cfg.KafkaFetchWait = tc.wait
+		o, err := kafkaClientOptions(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		group := kgo.ConsumerGroup(kafka.GroupStorage)
+		if got := optValue(t, o, kgo.FetchMaxWait, group); got != tc.wantWait {
+			t.Errorf("--kafka-fetch-wait %s: fetch max wait %v; want %s", tc.wait, got, tc.wantWait)
+		}
+		if got := optValue(t, o, kgo.FetchMinBytes, group); got != tc.wantMin {
+			t.Errorf("--kafka-fetch-wait %s: fetch min bytes %v; want %d", tc.wait, got, tc.wantMin)
+		}
+	}
+}
+
 // The ingest producer's records expire with the broker's ingest timeout,
 // even once sent; the platform's other producer keeps franz-go's unlimited
 // retries.

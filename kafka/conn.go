@@ -48,7 +48,15 @@ type ClientOptions struct {
 	// default (45 s). Its heartbeat interval is a third of it, at most
 	// franz-go's 3 s. Clients in no group ignore it.
 	SessionTimeout time.Duration
+	// FetchWait, if positive, makes a consumer's fetch wait up to this
+	// long for fetchBatchBytes of records before the broker answers:
+	// at low rates, one fetch per FetchWait instead of one per few
+	// records. Zero: franz-go's default (answer at the first byte).
+	FetchWait time.Duration
 }
+
+// fetchBatchBytes is what a fetch with ClientOptions.FetchWait waits for.
+const fetchBatchBytes = 1 << 20
 
 // maxHeartbeat is franz-go's default heartbeat interval.
 const maxHeartbeat = 3 * time.Second
@@ -71,6 +79,9 @@ func (o ClientOptions) Opts() []kgo.Opt {
 	}
 	if o.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(HeartbeatInterval(o.SessionTimeout)))
+	}
+	if o.FetchWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(o.FetchWait), kgo.FetchMinBytes(fetchBatchBytes))
 	}
 	return opts
 }

@@ -36,6 +36,7 @@ func serveFlags(fs *flag.FlagSet, c *app.Config, brokers *string, logLevel *stri
 	fs.DurationVar(&c.KafkaRetention, "kafka-retention", c.KafkaRetention, "how long the embedded cluster keeps the stream topics' records (their retention.ms; compacted and kept-forever topics are never trimmed)")
 	fs.Int64Var(&c.KafkaRetentionBytes, "kafka-retention-bytes", c.KafkaRetentionBytes, "bytes kept per partition of a stream topic by the embedded cluster (retention.bytes; 0: unbounded)")
 	fs.DurationVar(&c.ProducerLinger, "kafka-linger", c.ProducerLinger, "how long the producer waits to fill a batch")
+	fs.DurationVar(&c.KafkaFetchWait, "kafka-fetch-wait", c.KafkaFetchWait, "let every consumer's fetch wait up to this long for a megabyte of records (fewer fetches at low rates, up to this much more latency to ClickHouse and the twin; 0: answer at the first record)")
 	fs.DurationVar(&c.KafkaSessionTimeout, "kafka-session-timeout", c.KafkaSessionTimeout, "how long a consumer group member (storage writer, twin, lifecycle writer, alert sinks) may go without a heartbeat before the other instances take its partitions over; heartbeats every third of it, at most 3s (0: franz-go's default, 45s)")
 	clickhouseFlags(fs, &c.ClickHouseAddr, &c.ClickHouse, &c.ClickHouseCluster, &c.Database)
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply schema migrations at start")
