@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/polis-platform/polis/internal/chserver/chtest"
+	"github.com/polis-platform/polis/internal/testutil"
 	"github.com/polis-platform/polis/storage/schema"
 )
 
@@ -123,9 +124,7 @@ func TestExportParquet(t *testing.T) {
 // ratio (docs/benchmarks.md).
 func BenchmarkArrowExport(b *testing.B) {
 	client, err := exec.LookPath("clickhouse-client")
-	if err != nil {
-		b.Skip("no clickhouse-client")
-	}
+	testutil.Need(b, err == nil, "no clickhouse-client (apt-get install clickhouse-client)")
 	addr := chtest.Shared(b)
 	conn := chtest.Conn(b, addr)
 	db := chtest.Database(b, addr)
