@@ -11,13 +11,17 @@ import (
 	"github.com/polis-platform/polis/internal/chserver/chdbtest"
 )
 
-// The cluster DDL is pinned in testdata/cluster.sql, like the two flavors.
+// clusterGolden is the cluster DDL as shipped: one file, the deployment's
+// (deploy/clickhouse/cluster.sql), pinned by this test and by deploy's.
+var clusterGolden = filepath.Join("..", "..", "deploy", "clickhouse", "cluster.sql")
+
+// The cluster DDL is pinned in the deployment's cluster.sql.
 func TestClusterSQL_Golden(t *testing.T) {
 	got, err := ClusterSQL("polis", DefaultDatabase, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "cluster.sql")
+	path := clusterGolden
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -117,7 +121,7 @@ func TestClusterStatements_Refused(t *testing.T) {
 // run there: formatQuery checks the syntax and normalises it.
 func TestClusterSQL_ParsesOnChDB(t *testing.T) {
 	s := chdbtest.Open(t)
-	golden, err := os.ReadFile(filepath.Join("testdata", "cluster.sql"))
+	golden, err := os.ReadFile(clusterGolden)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +131,7 @@ func TestClusterSQL_ParsesOnChDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(script) != len(stmts) {
-		t.Fatalf("testdata/cluster.sql has %d statements; want %d", len(script), len(stmts))
+		t.Fatalf("%s has %d statements; want %d", clusterGolden, len(script), len(stmts))
 	}
 	for _, st := range script {
 		rows, err := s.Rows("SELECT formatQuery(" + lit(t, st) + ") AS q")
